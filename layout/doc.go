@@ -1,0 +1,70 @@
+// Package layout is shmkv's on-memory format: the structs that sit in the
+// shared-memory object, their sizes and offsets (asserted at compile time),
+// and Validate for the header.
+//
+// # Region
+//
+// All integers are little-endian (the format is only ever read on the host
+// that wrote it, and shmkv builds for little-endian targets). Every link is an
+// offsetptr.Offset from the region's base, never an address, so each process
+// may map the region anywhere. Offsets of entries are 16-byte aligned.
+//
+//	offset 0        +--------------------------------------------------+
+//	                | Header (4096 B)                                  |
+//	                |   0   Magic      8   written last at creation    |
+//	                |   8   static geometry and options (creator only) |
+//	                | 248   Checksum   8   xxhash64 of bytes [8,248)    |
+//	                | 256   Lock      64   writer lock word (futex)     |
+//	                | 320   Meta      64   counts, heap top             |
+//	                | 384   FreeLists  NumClasses x 8  free block heads |
+//	SlotsOff        +--------------------------------------------------+
+//	                | ProcSlot x NumSlots (32 B each): attached procs  |
+//	JournalOff      +--------------------------------------------------+
+//	                | JournalHeader (64 B)                             |
+//	                | Intent x MaxIntents (64 B each)                  |
+//	                | Undo x MaxUndo (16 B each)                       |
+//	IndexOff        +--------------------------------------------------+
+//	                | Bucket x NumBuckets (64 B each, power of two)    |
+//	HeapOff         +--------------------------------------------------+
+//	                | blocks: Entry (16 B) + key + value, padded to 16 |
+//	                | ... free blocks, then never-used space up to Size |
+//	Size            +--------------------------------------------------+
+//
+// # Who writes what
+//
+// The creator writes the static header once, before it publishes Magic; no
+// one writes it afterwards. Everything else that changes is written only by
+// the process that holds the writer lock (Lock.Word), except a ProcSlot,
+// which its owner writes while holding the slot's OFD lock. Words that
+// readers or lock waiters load while a writer runs are typed atomics:
+// Magic, Lock.Word, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
+// the ProcSlot fields.
+//
+// # Index
+//
+// A key's 64-bit xxhash picks its home bucket (low bits) and a 16-bit tag
+// (high bits). A Bucket is one cache line: an overflow count and 7 slots. A
+// slot is 0 when empty, else Tag<<48 | EntryOffset>>4. A key lives in the
+// first bucket of its probe sequence (home, home+1, ... modulo NumBuckets,
+// at most MaxProbe buckets) that had room when it was inserted, and never
+// moves. A bucket's Overflow counts the live keys whose probe passed it, so a
+// lookup stops at the first bucket that has no match and Overflow 0.
+//
+// # Entries and free blocks
+//
+// A block is an Entry header, the key, the value, and padding to 16 bytes.
+// Entry.Seq is even while the block holds a published entry and odd while it
+// is free or being filled; it only ever grows, so a reader that sees the same
+// even Seq before and after copying a value knows the copy is whole. A free
+// block keeps Seq and Size and stores the offset of the next free block of
+// its class in place of KeyLen and ValLen.
+//
+// # Journal
+//
+// A mutation (or a batch of them) first records, in Undo, the old value of
+// every word it changes in place, then sets JournalHeader.State to Committed,
+// then publishes its Intents (one atomic store into an index slot each), then
+// frees what they replaced. Recovery undoes everything when it finds State
+// Prepare, and when it finds Committed undoes the post-commit records and
+// replays the intents. See package store, journal.go, for the protocol.
+package layout

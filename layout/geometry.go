@@ -1,0 +1,175 @@
+package layout
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// MinSize is the smallest region shmkv creates.
+const MinSize = 256 << 10
+
+// MaxSize is the largest: entry offsets must fit the 48 bits of a slot once
+// divided by EntryAlign, and 1 TiB is already far past /dev/shm on any host.
+const MaxSize = 1 << 40
+
+// Geometry is where each part of a region sits. Plan derives it from the
+// region's size and entry capacity; Validate checks a stored one.
+type Geometry struct {
+	Size       uint64
+	SlotsOff   uint64
+	JournalOff uint64
+	MaxIntents uint32
+	MaxUndo    uint32
+	IndexOff   uint64
+	NumBuckets uint64
+	MaxEntries uint64
+	HeapOff    uint64
+	HeapSize   uint64
+}
+
+// UndoPerOp is the most undo records one mutation inside a transaction can
+// write: allocation (8), Overflow increments (MaxProbe) and, after the
+// commit, the free of the replaced block (8) and Overflow decrements
+// (MaxProbe).
+const UndoPerOp = 16 + 2*MaxProbe
+
+// ErrGeometry is returned by Plan for a size or capacity it cannot lay out.
+var ErrGeometry = errors.New("shmkv: cannot lay out a region")
+
+// Plan lays out a region of size bytes that indexes up to maxEntries entries
+// (0: one per 256 bytes of region).
+func Plan(size, maxEntries uint64) (Geometry, error) {
+	if size < MinSize || size > MaxSize {
+		return Geometry{}, fmt.Errorf("%w: size %d bytes is outside [%d, %d]", ErrGeometry, size, uint64(MinSize), uint64(MaxSize))
+	}
+	size &^= EntryAlign - 1
+	if maxEntries == 0 {
+		maxEntries = size / 256
+	}
+	maxEntries = max(maxEntries, 16)
+	var g Geometry
+	g.Size = size
+	g.SlotsOff = HeaderSize
+	g.JournalOff = alignUp(g.SlotsOff+NumSlots*ProcSlotSize, CacheLine)
+	g.MaxIntents = uint32(min(max(size/(64<<10), 8), 4096))
+	g.MaxUndo = g.MaxIntents*UndoPerOp + 64
+	g.IndexOff = alignUp(g.JournalOff+JournalHead+uint64(g.MaxIntents)*IntentSize+uint64(g.MaxUndo)*UndoSize, 4096)
+	// Keep the index at most 5/7 full: lookups then touch one bucket almost
+	// always, and MaxProbe buckets are never all full in practice.
+	g.NumBuckets = 1 << bits.Len64((maxEntries+4)/5-1)
+	g.MaxEntries = maxEntries
+	g.HeapOff = alignUp(g.IndexOff+g.NumBuckets*BucketSize, 4096)
+	if g.HeapOff+64<<10 > size {
+		return Geometry{}, fmt.Errorf("%w: %d bytes leave no room for data after an index of %d entries (raise the size or lower the entry count)",
+			ErrGeometry, size, maxEntries)
+	}
+	g.HeapSize = size - g.HeapOff
+	return g, nil
+}
+
+func alignUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
+
+// Geometry returns the geometry recorded in h.
+func (h *Header) Geometry() Geometry {
+	return Geometry{
+		Size: h.Size, SlotsOff: h.SlotsOff, JournalOff: h.JournalOff,
+		MaxIntents: h.MaxIntents, MaxUndo: h.MaxUndo,
+		IndexOff: h.IndexOff, NumBuckets: h.NumBuckets, MaxEntries: h.MaxEntries,
+		HeapOff: h.HeapOff, HeapSize: h.HeapSize,
+	}
+}
+
+// SetGeometry records g in h.
+func (h *Header) SetGeometry(g Geometry) {
+	h.Size, h.SlotsOff, h.JournalOff = g.Size, g.SlotsOff, g.JournalOff
+	h.MaxIntents, h.MaxUndo = g.MaxIntents, g.MaxUndo
+	h.IndexOff, h.NumBuckets, h.MaxEntries = g.IndexOff, g.NumBuckets, g.MaxEntries
+	h.HeapOff, h.HeapSize = g.HeapOff, g.HeapSize
+}
+
+// IntentsOff and UndoOff are where the journal's arrays start.
+func (g Geometry) IntentsOff() uint64 { return g.JournalOff + JournalHead }
+func (g Geometry) UndoOff() uint64 {
+	return g.JournalOff + JournalHead + uint64(g.MaxIntents)*IntentSize
+}
+
+// Check verifies that g is self-consistent: every part in order, aligned,
+// inside Size, and sized as Plan would size it.
+func (g Geometry) Check() error {
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: geometry: %s", ErrCorrupt, fmt.Sprintf(what, args...))
+	}
+	switch {
+	case g.Size < MinSize || g.Size > MaxSize || g.Size%EntryAlign != 0:
+		return bad("size %d", g.Size)
+	case g.SlotsOff != HeaderSize:
+		return bad("slots at %#x, want %#x", g.SlotsOff, HeaderSize)
+	case g.JournalOff != alignUp(g.SlotsOff+NumSlots*ProcSlotSize, CacheLine):
+		return bad("journal at %#x", g.JournalOff)
+	case g.MaxIntents == 0 || g.MaxIntents > 4096 || g.MaxUndo != g.MaxIntents*UndoPerOp+64:
+		return bad("journal capacity %d intents, %d undo records", g.MaxIntents, g.MaxUndo)
+	case g.IndexOff < g.UndoOff()+uint64(g.MaxUndo)*UndoSize || g.IndexOff%4096 != 0:
+		return bad("index at %#x overlaps the journal", g.IndexOff)
+	case g.NumBuckets == 0 || g.NumBuckets&(g.NumBuckets-1) != 0 || g.NumBuckets > g.Size/BucketSize:
+		return bad("%d buckets", g.NumBuckets)
+	case g.MaxEntries == 0 || g.MaxEntries > g.NumBuckets*BucketSlots:
+		return bad("%d entries for %d buckets", g.MaxEntries, g.NumBuckets)
+	case g.HeapOff < g.IndexOff+g.NumBuckets*BucketSize || g.HeapOff%EntryAlign != 0 || g.HeapOff >= g.Size:
+		return bad("heap at %#x", g.HeapOff)
+	case g.HeapSize != g.Size-g.HeapOff:
+		return bad("heap of %d bytes, want %d", g.HeapSize, g.Size-g.HeapOff)
+	}
+	return nil
+}
+
+// Slot words: Tag<<48 | offset>>4.
+
+// SlotWord packs a tag and an entry offset into a slot.
+func SlotWord(tag uint16, off uint64) uint64 { return uint64(tag)<<48 | off>>4 }
+
+// SlotOffset is the entry offset a slot names (0 for an empty slot).
+func SlotOffset(w uint64) uint64 { return (w & (1<<48 - 1)) << 4 }
+
+// SlotTag is the tag a slot carries.
+func SlotTag(w uint64) uint16 { return uint16(w >> 48) }
+
+// Tag is the slot tag for a key hash; never 0, so an occupied slot is never 0.
+func Tag(h uint64) uint16 { return uint16(h>>48) | 1 }
+
+// BlockSize is the heap block that holds an entry with the given key and
+// value lengths.
+func BlockSize(keyLen, valLen uint64) uint64 {
+	return alignUp(EntrySize+keyLen+valLen, EntryAlign)
+}
+
+// ClassOf is the free list a free block of size bytes goes on: the largest
+// class whose lower bound is <= size.
+func ClassOf(size uint64) int {
+	if size < 1024 {
+		return int(size/16) - 1
+	}
+	e := bits.Len64(size) - 1 // 10..47
+	sub := (size >> (e - 3)) & 7
+	c := 63 + (e-10)*8 + int(sub)
+	return min(c, NumClasses-1)
+}
+
+// ClassMin is the smallest block size that ClassOf maps to c.
+func ClassMin(c int) uint64 {
+	if c < 63 {
+		return uint64(c+1) * 16
+	}
+	e := uint((c-63)/8 + 10)
+	sub := uint64((c - 63) % 8)
+	return (8 + sub) << (e - 3)
+}
+
+// ClassFor is the first class all of whose blocks are at least size bytes.
+func ClassFor(size uint64) int {
+	c := ClassOf(size)
+	if ClassMin(c) < size {
+		c++
+	}
+	return c
+}

@@ -1,0 +1,244 @@
+package layout
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// Format identity.
+const (
+	// Magic is the first word of every shmkv region: "SHMKV\x00db" read as a
+	// little-endian uint64. It is stored last at creation, so a region whose
+	// Magic is 0 is still being initialised.
+	Magic uint64 = 0x6264_00_564b4d4853
+	// Version is the format version; bump it on every layout change.
+	Version uint32 = 1
+)
+
+// Geometry constants.
+const (
+	HeaderSize   = 4096
+	CacheLine    = 64
+	EntryAlign   = 16
+	EntrySize    = 16 // Entry header
+	BucketSlots  = 7
+	BucketSize   = 64
+	ProcSlotSize = 32
+	IntentSize   = 64
+	UndoSize     = 16
+	JournalHead  = 64
+
+	// NumSlots is how many processes (more exactly, open Stores) can be
+	// attached at once. Slot numbers plus one fit SlotBits bits of the lock
+	// word.
+	NumSlots = 1023
+	SlotBits = 10
+	// GenBits is how many bits of a slot's generation the lock word keeps.
+	GenBits = 21
+
+	// MaxProbe bounds a key's probe sequence, in buckets. It bounds every
+	// lookup, so a corrupt index cannot make a reader loop.
+	MaxProbe = 32
+
+	// NumClasses is the number of free-list size classes: 64 exact classes
+	// of 16..1008 bytes, then 8 per power of two from 1024 up to 2^47.
+	NumClasses = 63 + 8*(47-10+1)
+
+	// Offsets inside the header page.
+	ChecksumOff  = 248
+	LockOff      = 256
+	MetaOff      = 320
+	FreeListsOff = 384
+)
+
+// Flags in Header.Flags: the creation options that live in the region.
+const (
+	FlagNoReserve uint32 = 1 << iota
+	FlagPopulate
+	FlagLock
+)
+
+// HugePages values in Header.HugePages.
+const (
+	HugeOff uint32 = iota
+	HugeTransparent
+	HugeTLB
+)
+
+// Header is the region's first page.
+type Header struct {
+	Magic       atomic.Uint64 // 0
+	Version     uint32        // 8
+	HeaderSize  uint32        // 12
+	Size        uint64        // 16: bytes in the region
+	Flags       uint32        // 24
+	HugePages   uint32        // 28
+	Mode        uint32        // 32: permission bits at creation
+	NumSlots    uint32        // 36
+	SlotsOff    uint64        // 40
+	JournalOff  uint64        // 48
+	MaxIntents  uint32        // 56
+	MaxUndo     uint32        // 60
+	IndexOff    uint64        // 64
+	NumBuckets  uint64        // 72: a power of two
+	MaxEntries  uint64        // 80
+	HeapOff     uint64        // 88
+	HeapSize    uint64        // 96
+	CreatedNano int64         // 104
+	CreatorPID  uint32        // 112
+	_           [ChecksumOff - 116]byte
+	Checksum    uint64 // 248: xxhash64 of bytes [8, 248)
+
+	Lock      Lock                    // 256
+	Meta      Meta                    // 320
+	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
+	_         [HeaderSize - FreeListsOff - NumClasses*8]byte
+}
+
+// Lock is the writer lock, alone on its cache line so waiters spinning on it
+// do not slow the writer's other stores.
+type Lock struct {
+	// Word is 0 when free, else the holder's identity (see store/lock.go):
+	// slot+1 in the low SlotBits bits, the slot's generation in the next
+	// GenBits bits, and WaitersBit when someone may sleep on it.
+	Word atomic.Uint32
+	_    [CacheLine - 4]byte
+}
+
+// WaitersBit in Lock.Word says a waiter may be asleep in FUTEX_WAIT.
+const WaitersBit uint32 = 1 << 31
+
+// Meta holds the writer's running totals. Count is read by Len without the
+// lock; the rest only under it.
+type Meta struct {
+	Count     atomic.Uint64 // 320: live entries
+	BlockUsed atomic.Uint64 // 328: bytes of heap blocks holding live entries
+	KVBytes   atomic.Uint64 // 336: key and value bytes of live entries
+	Top       atomic.Uint64 // 344: heap offset of the first never-used byte
+	Commits   atomic.Uint64 // 352: committed transactions
+	Recovered atomic.Uint64 // 360: journals repaired after a writer died
+	FreeBytes atomic.Uint64 // 368: bytes in free lists
+	_         [8]byte
+}
+
+// ProcSlot records one attached Store. Its owner holds the OFD write lock on
+// byte SlotLockBase+slot of the object for as long as it is attached; the
+// kernel drops that lock when the process dies.
+type ProcSlot struct {
+	Gen      atomic.Uint32 // bumped on every claim
+	PID      atomic.Uint32
+	Start    atomic.Uint64 // process start time, clock ticks since boot (/proc/PID/stat field 22)
+	Attached atomic.Int64  // unix nanoseconds
+	_        [8]byte
+}
+
+// Byte ranges of the object used for OFD locks. They lie far beyond any
+// region so they never overlap data (locks on a file need not lie inside it).
+const (
+	InitLockByte = 1 << 40
+	SlotLockBase = InitLockByte + 1
+)
+
+// Journal states.
+const (
+	JournalIdle      uint32 = 0
+	JournalPrepare   uint32 = 1
+	JournalCommitted uint32 = 2
+)
+
+// JournalHeader heads the journal.
+type JournalHeader struct {
+	State      atomic.Uint32 // 0
+	NumIntents atomic.Uint32 // 4
+	NumUndo    atomic.Uint32 // 8
+	CommitUndo atomic.Uint32 // 12: NumUndo when State became Committed
+	Owner      atomic.Uint32 // 16: lock identity of the writer
+	_          [JournalHead - 20]byte
+}
+
+// Intent kinds.
+const (
+	IntentInsert    uint32 = 1 // slot was empty
+	IntentOverwrite uint32 = 2 // slot held another entry of the same key
+	IntentDelete    uint32 = 3 // slot becomes empty
+)
+
+// Intent is one publication of a committed transaction: an atomic store of
+// New into the index slot at Slot, replacing Old (whose block is then freed).
+type Intent struct {
+	Kind   uint32 // 0
+	_      uint32
+	Slot   uint64 // 8: offset of the slot word
+	Old    uint64 // 16
+	New    uint64 // 24
+	Home   uint64 // 32: home bucket of the key, for Overflow bookkeeping on delete
+	_      [24]byte
+}
+
+// Undo kinds, kept in the low bits of Undo.Off (words are 8-aligned).
+const (
+	UndoPlain uint64 = 0 // restore Old
+	UndoSeq   uint64 = 1 // first word of a block: restore Size, move Seq forward to Old's parity
+	UndoKind  uint64 = 7
+)
+
+// Undo is the old value of one 8-byte word changed in place.
+type Undo struct {
+	Off uint64 // offset of the word | kind
+	Old uint64
+}
+
+// Entry heads a heap block.
+type Entry struct {
+	Seq    atomic.Uint32 // even: published entry; odd: free or being filled
+	Size   uint32        // block bytes, a multiple of 16
+	KeyLen uint32        // for a free block, KeyLen|ValLen<<32 is the next free block
+	ValLen uint32
+}
+
+// Bucket is one cache line of the index.
+type Bucket struct {
+	Overflow atomic.Uint32
+	_        uint32
+	Slots    [BucketSlots]atomic.Uint64
+}
+
+// Compile-time layout assertions: each fails to build if a size or offset
+// drifts.
+const (
+	_ = uintptr(HeaderSize) - unsafe.Sizeof(Header{})
+	_ = unsafe.Sizeof(Header{}) - HeaderSize
+	_ = uintptr(ChecksumOff) - unsafe.Offsetof(Header{}.Checksum)
+	_ = unsafe.Offsetof(Header{}.Checksum) - ChecksumOff
+	_ = uintptr(LockOff) - unsafe.Offsetof(Header{}.Lock)
+	_ = unsafe.Offsetof(Header{}.Lock) - LockOff
+	_ = uintptr(MetaOff) - unsafe.Offsetof(Header{}.Meta)
+	_ = unsafe.Offsetof(Header{}.Meta) - MetaOff
+	_ = uintptr(FreeListsOff) - unsafe.Offsetof(Header{}.FreeLists)
+	_ = unsafe.Offsetof(Header{}.FreeLists) - FreeListsOff
+	_ = uintptr(112) - unsafe.Offsetof(Header{}.CreatorPID)
+	_ = unsafe.Offsetof(Header{}.CreatorPID) - 112
+
+	_ = uintptr(CacheLine) - unsafe.Sizeof(Lock{})
+	_ = unsafe.Sizeof(Lock{}) - CacheLine
+	_ = uintptr(CacheLine) - unsafe.Sizeof(Meta{})
+	_ = unsafe.Sizeof(Meta{}) - CacheLine
+	_ = uintptr(ProcSlotSize) - unsafe.Sizeof(ProcSlot{})
+	_ = unsafe.Sizeof(ProcSlot{}) - ProcSlotSize
+	_ = uintptr(JournalHead) - unsafe.Sizeof(JournalHeader{})
+	_ = unsafe.Sizeof(JournalHeader{}) - JournalHead
+	_ = uintptr(IntentSize) - unsafe.Sizeof(Intent{})
+	_ = unsafe.Sizeof(Intent{}) - IntentSize
+	_ = uintptr(32) - unsafe.Offsetof(Intent{}.Home)
+	_ = unsafe.Offsetof(Intent{}.Home) - 32
+	_ = uintptr(UndoSize) - unsafe.Sizeof(Undo{})
+	_ = unsafe.Sizeof(Undo{}) - UndoSize
+	_ = uintptr(EntrySize) - unsafe.Sizeof(Entry{})
+	_ = unsafe.Sizeof(Entry{}) - EntrySize
+	_ = uintptr(12) - unsafe.Offsetof(Entry{}.ValLen)
+	_ = unsafe.Offsetof(Entry{}.ValLen) - 12
+	_ = uintptr(BucketSize) - unsafe.Sizeof(Bucket{})
+	_ = unsafe.Sizeof(Bucket{}) - BucketSize
+	_ = uintptr(8) - unsafe.Offsetof(Bucket{}.Slots)
+	_ = unsafe.Offsetof(Bucket{}.Slots) - 8
+)

@@ -1,0 +1,108 @@
+package layout
+
+import (
+	"errors"
+	"testing"
+	"unsafe"
+)
+
+func TestPlanIsValid(t *testing.T) {
+	for _, size := range []uint64{MinSize, 1 << 20, 64 << 20, 1 << 30, 3<<30 + 12345} {
+		for _, n := range []uint64{0, 16, 100000} {
+			g, err := Plan(size, n)
+			if err != nil {
+				if size <= 1<<20 && n == 100000 && errors.Is(err, ErrGeometry) {
+					continue // honestly too small
+				}
+				t.Fatalf("Plan(%d, %d): %v", size, n, err)
+			}
+			if err := g.Check(); err != nil {
+				t.Fatalf("Plan(%d, %d) fails its own Check: %v", size, n, err)
+			}
+			if g.MaxEntries > g.NumBuckets*5 {
+				t.Fatalf("Plan(%d, %d): %d entries in %d buckets exceeds 5 per bucket", size, n, g.MaxEntries, g.NumBuckets)
+			}
+		}
+	}
+	if _, err := Plan(MinSize-1, 0); !errors.Is(err, ErrGeometry) {
+		t.Fatalf("Plan below MinSize: %v", err)
+	}
+}
+
+func TestClasses(t *testing.T) {
+	prev := uint64(0)
+	for c := 0; c < NumClasses; c++ {
+		lo := ClassMin(c)
+		if lo <= prev || lo%16 != 0 {
+			t.Fatalf("ClassMin(%d) = %d after %d", c, lo, prev)
+		}
+		if ClassOf(lo) != c {
+			t.Fatalf("ClassOf(ClassMin(%d)=%d) = %d", c, lo, ClassOf(lo))
+		}
+		if c > 0 && ClassOf(lo-16) != c-1 {
+			t.Fatalf("ClassOf(%d) = %d, want %d", lo-16, ClassOf(lo-16), c-1)
+		}
+		prev = lo
+	}
+	for _, s := range []uint64{16, 32, 1024, 1040, 1200, 4096, 5000, 1 << 30} {
+		c := ClassFor(s)
+		if ClassMin(c) < s || (c > 0 && ClassMin(c-1) >= s) {
+			t.Fatalf("ClassFor(%d) = %d (min %d)", s, c, ClassMin(c))
+		}
+	}
+}
+
+func TestSlotWord(t *testing.T) {
+	w := SlotWord(0xabcd, 0x1234560)
+	if SlotTag(w) != 0xabcd || SlotOffset(w) != 0x1234560 {
+		t.Fatalf("round trip: tag %#x off %#x", SlotTag(w), SlotOffset(w))
+	}
+	if Tag(0) == 0 {
+		t.Fatal("Tag may be 0")
+	}
+}
+
+func newHeader(t *testing.T) (*Header, []uint64) {
+	buf := make([]uint64, HeaderSize/8)
+	h := (*Header)(unsafe.Pointer(&buf[0]))
+	g, err := Plan(1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Version, h.HeaderSize, h.NumSlots = Version, HeaderSize, NumSlots
+	h.SetGeometry(g)
+	h.Checksum = HeaderChecksum(h)
+	h.Magic.Store(Magic)
+	return h, buf
+}
+
+func TestValidate(t *testing.T) {
+	h, _ := newHeader(t)
+	if err := Validate(h, 1<<20); err != nil {
+		t.Fatalf("valid header: %v", err)
+	}
+	if err := Validate(h, 1<<19); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("object shorter than header says: %v", err)
+	}
+	h.Version++
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("newer version: %v", err)
+	}
+	h.Version--
+	h.HeapSize++
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("checksum mismatch: %v", err)
+	}
+	h.Checksum = HeaderChecksum(h)
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("bad geometry with good checksum: %v", err)
+	}
+	h.Magic.Store(0x1122334455667788)
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("foreign magic: %v", err)
+	}
+	h.Magic.Store(0)
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("zero magic: %v", err)
+	}
+}
