@@ -242,3 +242,24 @@ const (
 	_ = uintptr(8) - unsafe.Offsetof(Bucket{}.Slots)
 	_ = unsafe.Offsetof(Bucket{}.Slots) - 8
 )
+
+// Offsets of the Meta words a transaction changes, and of free list heads.
+const (
+	CountOff     = MetaOff + 0
+	BlockUsedOff = MetaOff + 8
+	KVBytesOff   = MetaOff + 16
+	TopOff       = MetaOff + 24
+	FreeBytesOff = MetaOff + 48
+)
+
+// FreeListOff is the offset of class c's free list head.
+func FreeListOff(c int) uint64 { return FreeListsOff + 8*uint64(c) }
+
+const (
+	_ = uintptr(TopOff) - (MetaOff + unsafe.Offsetof(Meta{}.Top))
+	_ = (MetaOff + unsafe.Offsetof(Meta{}.Top)) - uintptr(TopOff)
+	_ = uintptr(FreeBytesOff) - (MetaOff + unsafe.Offsetof(Meta{}.FreeBytes))
+	_ = (MetaOff + unsafe.Offsetof(Meta{}.FreeBytes)) - uintptr(FreeBytesOff)
+	_ = uintptr(KVBytesOff) - (MetaOff + unsafe.Offsetof(Meta{}.KVBytes))
+	_ = (MetaOff + unsafe.Offsetof(Meta{}.KVBytes)) - uintptr(KVBytesOff)
+)

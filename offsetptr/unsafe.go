@@ -62,3 +62,13 @@ func OffsetOf[T any](r Region, p *T) (Offset, bool) {
 	}
 	return Offset(d), true
 }
+
+// Base returns the T at the region's start (the header, which no Offset
+// names since offset 0 is nil), after checking that the region holds a T.
+func Base[T any](r Region) (*T, error) {
+	var z T
+	if uint64(unsafe.Sizeof(z)) > r.len {
+		return nil, &BoundsError{Off: 0, Size: uint64(unsafe.Sizeof(z)), Align: 1, Length: r.len, err: ErrOutOfBounds}
+	}
+	return (*T)(r.base), nil
+}

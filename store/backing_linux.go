@@ -1,0 +1,392 @@
+package store
+
+// The object behind a store and its mapping: /dev/shm through shm_open, or
+// a file on a hugetlbfs mount; reserved with fallocate unless NoReserve;
+// mapped with mmap-go, or with x/sys/unix where mmap-go cannot say what is
+// needed (MAP_NORESERVE); then madvise, populate and mlock as asked.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	mmap "github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkv/shmkv/shmopen"
+)
+
+// ShmDir is where the kernel shows POSIX shared-memory objects.
+const ShmDir = "/dev/shm"
+
+// object is an open shared-memory object. The *os.File owns the
+// descriptor: it must stay reachable for as long as the store is open,
+// since closing it drops this process's OFD locks.
+type object struct {
+	file *os.File
+	path string // /dev/shm/NAME or MOUNT/NAME on hugetlbfs
+	tlb  bool   // on hugetlbfs
+}
+
+func (o *object) fd() int { return int(o.file.Fd()) }
+
+// hugetlbMount is one hugetlbfs mount from /proc/mounts.
+type hugetlbMount struct {
+	dir      string
+	pageSize int64
+}
+
+// hugetlbMounts lists the hugetlbfs mounts, with their page size.
+func hugetlbMounts() []hugetlbMount {
+	f, err := os.Open("/proc/mounts")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var ms []hugetlbMount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || fields[2] != "hugetlbfs" {
+			continue
+		}
+		m := hugetlbMount{dir: unescapeMount(fields[1]), pageSize: defaultHugePageSize()}
+		for _, opt := range strings.Split(fields[3], ",") {
+			if v, ok := strings.CutPrefix(opt, "pagesize="); ok {
+				if n, err := parseSize(v); err == nil {
+					m.pageSize = n
+				}
+			}
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	if u, err := strconv.Unquote(`"` + strings.ReplaceAll(s, `"`, `\"`) + `"`); err == nil {
+		return u
+	}
+	return s
+}
+
+// meminfo reads one "Name: N [kB]" line of /proc/meminfo (kB converted).
+func meminfo(name string) int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				return 0
+			}
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			if len(f) > 1 && f[1] == "kB" {
+				n <<= 10
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+func defaultHugePageSize() int64 {
+	if n := meminfo("Hugepagesize"); n > 0 {
+		return n
+	}
+	return 2 << 20
+}
+
+// parseSize reads sizes like "2M", "256M", "1G", "4096" and "64MiB".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("shmkv: bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// ParseSize reads a size such as "64M", "1G" or "1048576".
+func ParseSize(s string) (int64, error) { return parseSize(s) }
+
+// createObject creates the object exclusively, sized and (unless
+// noReserve) reserved. It returns the size actually given (rounded up to
+// the huge page size on hugetlbfs).
+func createObject(name string, o *Options) (*object, int64, error) {
+	size := o.Size
+	if o.HugePages == HugeTLB {
+		return createHugeTLB(name, o)
+	}
+	fd, err := shmopen.Open(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, _ := shmopen.Normalize(name)
+	obj := &object{file: os.NewFile(uintptr(fd), ShmDir+n), path: ShmDir + n}
+	if err := sizeObject(obj, size, o.NoReserve); err != nil {
+		obj.file.Close()
+		shmopen.Unlink(name)
+		return nil, 0, err
+	}
+	return obj, size, nil
+}
+
+func createHugeTLB(name string, o *Options) (*object, int64, error) {
+	n, err := shmopen.Normalize(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	mounts := hugetlbMounts()
+	if len(mounts) == 0 {
+		return nil, 0, fmt.Errorf("%w: no hugetlbfs is mounted; mount one (mount -t hugetlbfs none /dev/hugepages) and reserve pages (echo N > /proc/sys/vm/nr_hugepages)", ErrHugePages)
+	}
+	m := mounts[0]
+	size := (o.Size + m.pageSize - 1) / m.pageSize * m.pageSize
+	if !o.NoReserve && m.pageSize == defaultHugePageSize() {
+		free := meminfo("HugePages_Free") - meminfo("HugePages_Rsvd")
+		if need := size / m.pageSize; free < need {
+			return nil, 0, fmt.Errorf("%w: need %d huge pages of %d KiB, %d free; reserve more with: echo %d > /proc/sys/vm/nr_hugepages",
+				ErrHugePages, need, m.pageSize>>10, max(free, 0), meminfo("HugePages_Total")+need-max(free, 0))
+		}
+	}
+	path := filepath.Join(m.dir, n[1:])
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
+	if err != nil {
+		return nil, 0, err
+	}
+	obj := &object{file: f, path: path, tlb: true}
+	if err := sizeObject(obj, size, o.NoReserve); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, 0, err
+	}
+	return obj, size, nil
+}
+
+// sizeObject sets the object's length and, unless noReserve, allocates its
+// memory now, so that no later write can meet a full /dev/shm (SIGBUS).
+func sizeObject(obj *object, size int64, noReserve bool) error {
+	if err := unix.Ftruncate(obj.fd(), size); err != nil {
+		return &os.PathError{Op: "ftruncate", Path: obj.path, Err: err}
+	}
+	if noReserve {
+		return nil
+	}
+	if err := unix.Fallocate(obj.fd(), 0, 0, size); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			where := ShmDir
+			if obj.tlb {
+				where = "the huge page pool"
+			}
+			return fmt.Errorf("%w: %d bytes do not fit in %s (%s free); choose a smaller size or use NoReserve",
+				ErrFull, size, where, freeSpace(filepath.Dir(obj.path)))
+		}
+		return &os.PathError{Op: "fallocate", Path: obj.path, Err: err}
+	}
+	return nil
+}
+
+func freeSpace(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return "unknown"
+	}
+	return formatBytes(int64(st.Bavail) * st.Bsize)
+}
+
+// openObject opens an existing store's object by name: /dev/shm first, then
+// each hugetlbfs mount.
+func openObject(name string, readOnly bool) (*object, error) {
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	fd, err := shmopen.Open(name, flag, 0)
+	if err == nil {
+		n, _ := shmopen.Normalize(name)
+		return &object{file: os.NewFile(uintptr(fd), ShmDir+n), path: ShmDir + n}, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	n, _ := shmopen.Normalize(name)
+	for _, m := range hugetlbMounts() {
+		f, ferr := os.OpenFile(filepath.Join(m.dir, n[1:]), flag, 0)
+		if ferr == nil {
+			return &object{file: f, path: f.Name(), tlb: true}, nil
+		}
+	}
+	return nil, err
+}
+
+// removeObject unlinks a store's object by name.
+func removeObject(name string) error {
+	err := shmopen.Unlink(name)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	n, _ := shmopen.Normalize(name)
+	for _, m := range hugetlbMounts() {
+		if os.Remove(filepath.Join(m.dir, n[1:])) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// mapping is a mapped object. Exactly one of mm and raw is set.
+type mapping struct {
+	data []byte
+	mm   mmap.MMap // mapped by mmap-go
+	raw  bool      // mapped by unix.Mmap (MAP_NORESERVE)
+}
+
+func mapObject(obj *object, length int64, readOnly, noReserve bool) (*mapping, error) {
+	if noReserve {
+		prot := unix.PROT_READ
+		if !readOnly {
+			prot |= unix.PROT_WRITE
+		}
+		b, err := unix.Mmap(obj.fd(), 0, int(length), prot, unix.MAP_SHARED|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, &os.PathError{Op: "mmap", Path: obj.path, Err: err}
+		}
+		return &mapping{data: b, raw: true}, nil
+	}
+	prot := mmap.RDWR
+	if readOnly {
+		prot = mmap.RDONLY
+	}
+	mm, err := mmap.MapRegion(obj.file, int(length), prot, 0, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "mmap", Path: obj.path, Err: err}
+	}
+	return &mapping{data: mm, mm: mm}, nil
+}
+
+func (m *mapping) unmap() error {
+	if m.raw {
+		return unix.Munmap(m.data)
+	}
+	return m.mm.Unmap()
+}
+
+// populate prefaults every page, so no later access takes a page fault.
+func (m *mapping) populate(readOnly bool) error {
+	advice := unix.MADV_POPULATE_WRITE
+	if readOnly {
+		advice = unix.MADV_POPULATE_READ
+	}
+	if err := unix.Madvise(m.data, advice); err == nil {
+		return nil
+	} else if !errors.Is(err, unix.EINVAL) {
+		return os.NewSyscallError("madvise(MADV_POPULATE)", err)
+	}
+	// Kernels before 5.14: touch a byte of each page.
+	var sink byte
+	for i := 0; i < len(m.data); i += os.Getpagesize() {
+		sink += m.data[i]
+	}
+	_ = sink
+	return nil
+}
+
+func (m *mapping) lock() error {
+	if err := unix.Mlock(m.data); err != nil {
+		return fmt.Errorf("shmkv: mlock of %s: %w (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK: ulimit -l)",
+			formatBytes(int64(len(m.data))), os.NewSyscallError("mlock", err))
+	}
+	return nil
+}
+
+// thpShmemSetting is the bracketed word of
+// /sys/kernel/mm/transparent_hugepage/shmem_enabled, or "unavailable".
+func thpShmemSetting() string {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+	if err != nil {
+		return "unavailable"
+	}
+	if i := bytes.IndexByte(b, '['); i >= 0 {
+		if j := bytes.IndexByte(b[i:], ']'); j > 0 {
+			return string(b[i+1 : i+j])
+		}
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// hugeMapped reports how many bytes of the mapping starting at addr the
+// kernel backs with huge pages (ShmemPmdMapped/FilePmdMapped in smaps).
+func hugeMapped(addr uintptr) int64 {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	prefix := strconv.FormatUint(uint64(addr), 16) + "-"
+	sc := bufio.NewScanner(f)
+	in := false
+	var total int64
+	for sc.Scan() {
+		line := sc.Text()
+		first, _, _ := strings.Cut(line, " ")
+		if !strings.HasSuffix(first, ":") { // a mapping's first line: "start-end perms ..."
+			in = strings.HasPrefix(line, prefix)
+			continue
+		}
+		if !in {
+			continue
+		}
+		for _, k := range []string{"ShmemPmdMapped:", "FilePmdMapped:", "Private_Hugetlb:", "Shared_Hugetlb:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f := strings.Fields(v)
+				if len(f) > 0 {
+					n, _ := strconv.ParseInt(f[0], 10, 64)
+					total += n << 10
+				}
+			}
+		}
+	}
+	return total
+}
+
+// formatBytes prints a byte count with a binary unit.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/shmkv/shmkv/layout"
+)
+
+// Check verifies every invariant of the region and reports each violation
+// it finds (wrapping ErrCorrupt), or nil. It takes the writer lock, so it
+// sees the region between transactions, after repairing any that a dead
+// writer left. Readers go on meanwhile; writers wait. It reads the whole
+// region: use it in tests, after a crash, or from `shmkv check`, not on a
+// hot path.
+//
+// The invariants: the header is valid; the journal is idle; heap blocks
+// tile [HeapOff, Top) with sane sizes; each free list holds only free
+// blocks of its class, without cycles; every free block is on one list and
+// every live block is named by exactly one index slot; each slot's tag and
+// place fit its key's hash; every bucket's Overflow equals the number of
+// keys that probe past it; the counts in Meta match what is there.
+func (s *Store) Check() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	if s.readOnly {
+		return s.check() // no lock without a slot: best effort
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.lockWriter(); err != nil {
+		return err
+	}
+	defer s.unlockWriter()
+	return s.check()
+}
+
+type violations struct {
+	errs []error
+	more int
+}
+
+func (v *violations) add(format string, args ...any) {
+	if len(v.errs) >= 20 {
+		v.more++
+		return
+	}
+	v.errs = append(v.errs, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...))
+}
+
+func (v *violations) err() error {
+	if v.more > 0 {
+		v.errs = append(v.errs, fmt.Errorf("%w: and %d more violations", ErrCorrupt, v.more))
+	}
+	return errors.Join(v.errs...)
+}
+
+func (s *Store) check() error {
+	var v violations
+	g := &s.geo
+	if err := layout.Validate(s.hdr, uint64(len(s.m.data))); err != nil {
+		v.add("header: %v", err)
+		return v.err()
+	}
+	if h := s.hdr.Geometry(); h != *g {
+		v.add("header geometry changed since this process opened the store")
+		return v.err()
+	}
+	if st := s.journal().State.Load(); st != layout.JournalIdle {
+		v.add("journal state %d, want idle", st)
+	}
+
+	// Heap: blocks tile [HeapOff, Top).
+	const (
+		live = 1
+		free = 2
+		seen = 4
+	)
+	blocks := map[uint64]uint8{}
+	top := s.hdr.Meta.Top.Load()
+	if top < g.HeapOff || top > g.Size || top%layout.EntryAlign != 0 {
+		v.add("heap top %#x outside [%#x, %#x]", top, g.HeapOff, g.Size)
+		return v.err()
+	}
+	var liveBytes, kvBytes, freeBytes uint64
+	for off := g.HeapOff; off < top; {
+		e, err := s.entryAt(off)
+		if err != nil || off+uint64(e.Size) > top {
+			v.add("heap walk stops at %#x: %v", off, err)
+			break
+		}
+		if e.Seq.Load()&1 == 0 {
+			if layout.EntrySize+uint64(e.KeyLen)+uint64(e.ValLen) > uint64(e.Size) {
+				v.add("entry at %#x: %d+%d key and value bytes in a block of %d", off, e.KeyLen, e.ValLen, e.Size)
+			}
+			blocks[off] = live
+		} else {
+			blocks[off] = free
+		}
+		off += uint64(e.Size)
+	}
+
+	// Free lists.
+	for c := range layout.NumClasses {
+		n := 0
+		for off := s.hdr.FreeLists[c].Load(); off != 0; n++ {
+			st, ok := blocks[off]
+			if !ok || st&free == 0 || n > len(blocks) {
+				v.add("free list %d names %#x, which is not a free block", c, off)
+				break
+			}
+			if st&seen != 0 {
+				v.add("free list %d: block %#x listed twice (cycle?)", c, off)
+				break
+			}
+			blocks[off] |= seen
+			e, _ := s.entryAt(off)
+			if layout.ClassOf(uint64(e.Size)) != c {
+				v.add("free list %d holds block %#x of size %d (class %d)", c, off, e.Size, layout.ClassOf(uint64(e.Size)))
+			}
+			freeBytes += uint64(e.Size)
+			off = nextFree(e)
+		}
+	}
+
+	// Index.
+	overflow := make([]uint32, g.NumBuckets)
+	var count uint64
+	for bi := range g.NumBuckets {
+		b := s.bucket(bi)
+		for i := range b.Slots {
+			w := b.Slots[i].Load()
+			if w == 0 {
+				continue
+			}
+			off := layout.SlotOffset(w)
+			at := slotOff(s.bucketOff(bi), i)
+			st, ok := blocks[off]
+			if !ok || st&live == 0 {
+				v.add("index slot %#x names %#x, which is not a live entry", at, off)
+				continue
+			}
+			if st&seen != 0 {
+				v.add("entry %#x is named by two index slots (second: %#x)", off, at)
+				continue
+			}
+			blocks[off] |= seen
+			count++
+			e, _ := s.entryAt(off)
+			liveBytes += uint64(e.Size)
+			kvBytes += uint64(e.KeyLen) + uint64(e.ValLen)
+			h := hashKey(s.entryKey(off, e))
+			if layout.Tag(h) != layout.SlotTag(w) {
+				v.add("index slot %#x: tag %#x, key hashes to tag %#x", at, layout.SlotTag(w), layout.Tag(h))
+			}
+			d := (bi - h) & s.mask
+			if d >= layout.MaxProbe {
+				v.add("index slot %#x: key is %d buckets from home, at most %d allowed", at, d, layout.MaxProbe-1)
+				continue
+			}
+			for j := range d {
+				overflow[(h+j)&s.mask]++
+			}
+		}
+	}
+	for bi := range g.NumBuckets {
+		if got := s.bucket(bi).Overflow.Load(); got != overflow[bi] {
+			v.add("bucket %d: overflow %d, %d keys probe past it", bi, got, overflow[bi])
+		}
+	}
+	for off, st := range blocks {
+		switch {
+		case st == live:
+			v.add("live entry %#x is named by no index slot (leaked)", off)
+		case st == free:
+			v.add("free block %#x is on no free list (leaked)", off)
+		}
+	}
+	m := &s.hdr.Meta
+	if c := m.Count.Load(); c != count {
+		v.add("count %d, index holds %d", c, count)
+	}
+	if count > g.MaxEntries {
+		v.add("%d entries, more than the %d allowed", count, g.MaxEntries)
+	}
+	if b := m.BlockUsed.Load(); b != liveBytes {
+		v.add("live block bytes %d, entries hold %d", b, liveBytes)
+	}
+	if b := m.KVBytes.Load(); b != kvBytes {
+		v.add("key and value bytes %d, entries hold %d", b, kvBytes)
+	}
+	if b := m.FreeBytes.Load(); b != freeBytes {
+		v.add("free bytes %d, free lists hold %d", b, freeBytes)
+	}
+	return v.err()
+}

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"errors"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/shmopen"
+)
+
+// Errors a Store's operations return. Test them with errors.Is: the errors
+// returned usually wrap these with the store's name and detail.
+var (
+	// ErrNotFound is returned when a key is not in the store (Get, Delete,
+	// CompareAndDelete).
+	ErrNotFound = errors.New("shmkv: key not found")
+	// ErrFull is returned when a mutation finds no room: no free block big
+	// enough in the heap, or the index holds MaxEntries keys. The store is
+	// left exactly as it was.
+	ErrFull = errors.New("shmkv: store full")
+	// ErrTooLarge is returned when a key is longer than MaxKeySize, or a
+	// key and value could never fit the store's heap, or a batch outgrows
+	// the journal.
+	ErrTooLarge = errors.New("shmkv: key or value too large")
+	// ErrReadOnly is returned by mutations on a store opened ReadOnly.
+	ErrReadOnly = errors.New("shmkv: store opened read-only")
+	// ErrClosed is returned by operations on a closed Store.
+	ErrClosed = errors.New("shmkv: store closed")
+	// ErrBusy is returned when every process slot of a store is taken:
+	// NumProcesses Stores are attached already.
+	ErrBusy = errors.New("shmkv: too many processes attached")
+	// ErrHugePages is returned when huge pages were asked for and the host
+	// cannot give them; the message says what to set up.
+	ErrHugePages = errors.New("shmkv: huge pages unavailable")
+)
+
+// Errors about the region itself, shared with package layout.
+var (
+	// ErrCorrupt is returned when the region breaks the format's rules: a
+	// link outside the region, a bad checksum, an entry that does not match
+	// its index slot. Nothing read from the region is trusted unchecked, so
+	// corruption is reported, never followed.
+	ErrCorrupt = layout.ErrCorrupt
+	// ErrIncompatible is returned when the object is not a shmkv store, or
+	// one of a format version this build does not read.
+	ErrIncompatible = layout.ErrIncompatible
+	// ErrInvalidName is returned for a name that is not a valid POSIX
+	// shared-memory object name.
+	ErrInvalidName = shmopen.ErrInvalidName
+)

@@ -1,0 +1,8 @@
+//go:build !shmkv_faults
+
+package store
+
+// faultPoint marks a step of the write path at which the crash tests (built
+// with -tags shmkv_faults) can kill the process. In normal builds it is an
+// empty function the compiler removes.
+func faultPoint(string) {}

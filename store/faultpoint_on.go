@@ -1,0 +1,51 @@
+//go:build shmkv_faults
+
+package store
+
+// With -tags shmkv_faults, SHMKV_FAULT="name:n" makes this process SIGKILL
+// itself the n-th time (counting from 1) it reaches fault point name, and
+// SHMKV_FAULT_LOG=path appends each point reached to path, so a test can
+// enumerate the points of a mutation and then crash at each in turn.
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+var fault struct {
+	once  sync.Once
+	mu    sync.Mutex
+	name  string
+	n     int
+	count int
+	log   *os.File
+}
+
+func faultPoint(name string) {
+	fault.once.Do(func() {
+		if v, ok := os.LookupEnv("SHMKV_FAULT"); ok {
+			n, c, _ := strings.Cut(v, ":")
+			fault.name = n
+			fault.n, _ = strconv.Atoi(c)
+		}
+		if p := os.Getenv("SHMKV_FAULT_LOG"); p != "" {
+			fault.log, _ = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		}
+	})
+	fault.mu.Lock()
+	defer fault.mu.Unlock()
+	if fault.log != nil {
+		fault.log.WriteString(name + "\n")
+	}
+	if name != fault.name {
+		return
+	}
+	fault.count++
+	if fault.count == fault.n {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}

@@ -1,0 +1,124 @@
+package store
+
+// The read path. Readers take no lock, write nothing to the region and
+// never wait for a writer: they read the index slot and the entry it names,
+// and validate what they copied (see index.go). A read that raced the
+// writer on the same entry simply runs again.
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+func yield() { runtime.Gosched() }
+
+// Get returns a copy of key's value, or ErrNotFound.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, err := s.GetAppend(nil, key)
+	if err == nil && v == nil {
+		v = []byte{}
+	}
+	return v, err
+}
+
+// GetAppend appends key's value to dst and returns the extended slice, or
+// dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
+func (s *Store) GetAppend(dst, key []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return dst, err
+	}
+	defer s.exit()
+	out, found, err := s.lookup(key, dst)
+	if err != nil {
+		return dst, err
+	}
+	if !found {
+		return dst, ErrNotFound
+	}
+	return out, nil
+}
+
+// Has reports whether key is in the store.
+func (s *Store) Has(key []byte) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	var buf [64]byte
+	_, found, err := s.lookup(key, buf[:0])
+	return found, err
+}
+
+// Len is the number of keys in the store.
+func (s *Store) Len() int {
+	if s.enter() != nil {
+		return 0
+	}
+	defer s.exit()
+	return int(min(s.hdr.Meta.Count.Load(), s.geo.MaxEntries))
+}
+
+// Range calls fn for each key and value in the store, in no particular
+// order, until fn returns false. It takes no lock: each pair is read
+// whole and was in the store at some instant during Range, a key is seen at
+// most once, and a key present throughout Range is seen, but keys put or
+// deleted while it runs may or may not be. key and value are fresh copies
+// fn may keep. fn may call the Store's other methods.
+func (s *Store) Range(fn func(key, value []byte) bool) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	for bi := range s.geo.NumBuckets {
+		b := s.bucket(bi)
+		for i := range b.Slots {
+			k, v, ok, err := s.readSlot(&b.Slots[i])
+			if err != nil {
+				return fmt.Errorf("%w (bucket %d slot %d)", err, bi, i)
+			}
+			if ok && !fn(k, v) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// readSlot copies the entry a slot names, whatever its key.
+func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err error) {
+	g := &s.geo
+	for attempt := 0; attempt < 1<<20; attempt++ {
+		w := slot.Load()
+		if w == 0 {
+			return nil, nil, false, nil
+		}
+		off := layout.SlotOffset(w)
+		if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
+			return nil, nil, false, fmt.Errorf("%w: index slot names entry %#x outside the heap", ErrCorrupt, off)
+		}
+		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+		seq := e.Seq.Load()
+		if seq&1 != 0 {
+			yield()
+			continue
+		}
+		kl, vl, size := uint64(e.KeyLen), uint64(e.ValLen), uint64(e.Size)
+		if size > g.Size-off || layout.EntrySize+kl+vl > size {
+			if s.unstable(slot, w, e, seq, readCorrupt) == readRetry {
+				continue
+			}
+			return nil, nil, false, fmt.Errorf("%w: entry at %#x has size %d for %d+%d bytes", ErrCorrupt, off, size, kl, vl)
+		}
+		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), kl+vl)
+		buf := append([]byte(nil), b...)
+		if s.unstable(slot, w, e, seq, readMatch) == readRetry {
+			continue
+		}
+		return buf[:kl:kl], buf[kl:], true, nil
+	}
+	return nil, nil, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
+}

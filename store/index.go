@@ -1,0 +1,215 @@
+package store
+
+// The index: open addressing over 64-byte buckets of 7 slots (see package
+// layout). Keys never move once placed, and a bucket's Overflow only counts
+// keys that probed past it, so a lookup can run concurrently with the
+// writer: it either finds the key's slot (entries are validated by Seq and
+// a second read of the slot), or reaches a bucket with no match and
+// Overflow 0, which proves the key was absent at some instant of the
+// lookup.
+
+import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+func hashKey(key []byte) uint64 { return xxhash.Sum64(key) }
+
+func (s *Store) bucket(i uint64) *layout.Bucket {
+	return offsetptr.MustAt[layout.Bucket](s.r, offsetptr.Offset(s.geo.IndexOff+(i&s.mask)*layout.BucketSize))
+}
+
+func (s *Store) bucketOff(i uint64) uint64 { return s.geo.IndexOff + (i&s.mask)*layout.BucketSize }
+
+func (s *Store) bucketOfSlot(slotOff uint64) uint64 {
+	return (slotOff - s.geo.IndexOff) / layout.BucketSize
+}
+
+func slotOff(bucketOff uint64, i int) uint64 { return bucketOff + 8 + 8*uint64(i) }
+
+// readResult is what reading one candidate entry found.
+type readResult uint8
+
+const (
+	readMatch   readResult = iota // key matches; value appended
+	readOther                     // a stable entry of another key
+	readRetry                     // raced a writer: start the lookup again
+	readCorrupt                   // an entry that can never be valid
+)
+
+// readEntry reads the entry that slot word w (loaded from slot) names, and
+// if its key is key, appends its value to dst. The copy is returned only if
+// the slot still holds w and the entry's Seq is unchanged and even after
+// it, which proves the bytes were the entry published at that slot at that
+// instant.
+func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byte, readResult) {
+	off := layout.SlotOffset(w)
+	g := &s.geo
+	if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
+		return dst, readCorrupt
+	}
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	seq := e.Seq.Load()
+	if seq&1 != 0 {
+		return dst, readRetry // freed after being replaced; the slot has moved on
+	}
+	kl, vl, size := uint64(e.KeyLen), uint64(e.ValLen), uint64(e.Size)
+	if size > g.Size-off || layout.EntrySize+kl+vl > size {
+		return dst, s.unstable(slot, w, e, seq, readCorrupt)
+	}
+	if kl != uint64(len(key)) {
+		return dst, s.unstable(slot, w, e, seq, readOther)
+	}
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), kl+vl)
+	if !bytes.Equal(b[:kl], key) {
+		return dst, s.unstable(slot, w, e, seq, readOther)
+	}
+	n := len(dst)
+	dst = append(dst, b[kl:]...)
+	if r := s.unstable(slot, w, e, seq, readMatch); r != readMatch {
+		return dst[:n], r
+	}
+	return dst, readMatch
+}
+
+// unstable returns readRetry if the slot or the entry changed since the
+// reader loaded w and seq, else r.
+func (s *Store) unstable(slot *atomic.Uint64, w uint64, e *layout.Entry, seq uint32, r readResult) readResult {
+	if slot.Load() != w || e.Seq.Load() != seq {
+		return readRetry
+	}
+	return r
+}
+
+// lookup appends key's value to dst. found is false if the key is absent.
+func (s *Store) lookup(key, dst []byte) (out []byte, found bool, err error) {
+	h := hashKey(key)
+	tag := layout.Tag(h)
+	for attempt := 0; ; attempt++ {
+		out, found, retry, err := s.lookupOnce(h, tag, key, dst)
+		if !retry {
+			return out, found, err
+		}
+		if attempt >= 1<<20 {
+			return dst, false, fmt.Errorf("%w: entry for key never stable after %d reads", ErrCorrupt, attempt)
+		}
+		if attempt > 64 {
+			yield()
+		}
+	}
+}
+
+func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte) ([]byte, bool, bool, error) {
+	for d := uint64(0); d < layout.MaxProbe; d++ {
+		b := s.bucket(h + d)
+		for i := range b.Slots {
+			slot := &b.Slots[i]
+			w := slot.Load()
+			if w == 0 || layout.SlotTag(w) != tag {
+				continue
+			}
+			out, r := s.readEntry(slot, w, key, dst)
+			switch r {
+			case readMatch:
+				return out, true, false, nil
+			case readRetry:
+				return dst, false, true, nil
+			case readCorrupt:
+				return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(h+d), i), w)
+			}
+		}
+		if b.Overflow.Load() == 0 {
+			return dst, false, false, nil
+		}
+	}
+	return dst, false, false, nil
+}
+
+// place is where a key sits, or would go, in the index. Writer only.
+type place struct {
+	h      uint64
+	tag    uint16
+	found  bool
+	slot   uint64 // offset of the slot word: the key's, or the first empty one
+	word   uint64 // the slot's current word (0 if empty)
+	entry  *layout.Entry
+	probed uint64 // buckets between the home bucket and slot's bucket
+}
+
+// find locates key for a writer. REQUIRES: the writer lock, so nothing
+// changes underneath. With no free slot in reach, slot is 0.
+func (s *Store) find(key []byte) (place, error) {
+	p := place{h: hashKey(key)}
+	p.tag = layout.Tag(p.h)
+	for d := uint64(0); d < layout.MaxProbe; d++ {
+		boff := s.bucketOff(p.h + d)
+		b := s.bucket(p.h + d)
+		for i := range b.Slots {
+			w := b.Slots[i].Load()
+			if w == 0 {
+				if p.slot == 0 {
+					p.slot, p.probed = slotOff(boff, i), d
+				}
+				continue
+			}
+			if layout.SlotTag(w) != p.tag {
+				continue
+			}
+			e, err := s.entryAt(layout.SlotOffset(w))
+			if err != nil {
+				return p, err
+			}
+			if uint64(layout.EntrySize)+uint64(e.KeyLen)+uint64(e.ValLen) > uint64(e.Size) || e.Seq.Load()&1 != 0 {
+				return p, fmt.Errorf("%w: entry at %#x (slot %#x) is malformed", ErrCorrupt, layout.SlotOffset(w), slotOff(boff, i))
+			}
+			if int(e.KeyLen) == len(key) && bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
+				p.found, p.slot, p.word, p.entry, p.probed = true, slotOff(boff, i), w, e, d
+				return p, nil
+			}
+		}
+		if b.Overflow.Load() == 0 {
+			return p, nil
+		}
+	}
+	return p, nil
+}
+
+// entryKey and entryValue alias an entry's bytes. Writer only: readers copy
+// under Seq validation instead.
+func (s *Store) entryKey(off uint64, e *layout.Entry) []byte {
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), uint64(e.KeyLen))
+	return b
+}
+
+func (s *Store) entryValue(off uint64, e *layout.Entry) []byte {
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize+uint64(e.KeyLen)), uint64(e.ValLen))
+	return b
+}
+
+// probe raises Overflow of the buckets a new key passes on its way from its
+// home bucket to the one it is placed in.
+func (t *txn) probe(home, d uint64) {
+	for i := range d {
+		off := t.s.bucketOff(home + i)
+		t.set(off, t.s.word(off).Load()+1) // Overflow is the word's low half
+	}
+}
+
+// unprobe undoes probe for a deleted key.
+func (t *txn) unprobe(home, bucket uint64) {
+	d := (bucket - home) & t.s.mask
+	for i := range d {
+		off := t.s.bucketOff(home + i)
+		w := t.s.word(off).Load()
+		if uint32(w) == 0 {
+			continue // only reachable through corruption; never go below 0
+		}
+		t.set(off, w-1)
+	}
+}

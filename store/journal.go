@@ -1,0 +1,298 @@
+package store
+
+// The journal makes each transaction (one mutation, or a batch) all or
+// nothing under SIGKILL, and keeps readers from ever seeing a write that is
+// later undone.
+//
+// A transaction runs in two phases around one commit point:
+//
+//  1. Prepare. Allocate blocks, fill them with the new entries, and bump the
+//     Overflow counts of the buckets new keys probe past. Before changing any
+//     word that existed before the transaction, append (offset, old value)
+//     to the undo log, and only then change it. Readers cannot see any of
+//     this: new blocks are not linked from the index yet, and a higher
+//     Overflow only makes a lookup look one bucket further.
+//  2. Commit: store CommitUndo, then State = Committed. From here on the
+//     transaction happens, whatever dies.
+//  3. Apply. Publish each intent with one atomic store into its index slot
+//     (this is what readers see), then free the blocks the intents replaced,
+//     lower Overflow for deleted keys and update the counts, still logging
+//     old values, then State = Idle.
+//
+// Recovery, run by the next writer when it finds State is not Idle:
+//   - Prepare: undo the whole log, newest first. The store is as before.
+//   - Committed: undo the records after CommitUndo (the partial apply), which
+//     brings the region back to the instant of the commit, and run Apply
+//     again. Publishing is idempotent and never undone, so a reader that saw
+//     the new value never sees the old one again.
+//
+// Recovery is itself a transaction in the Committed state, so a writer
+// killed while recovering leaves a journal the next one recovers the same
+// way.
+//
+// NB: Entry.Seq words are never moved backwards by undo (UndoSeq): a reader
+// validates a copy by seeing the same even Seq before and after it, and a
+// Seq that went back could make it accept bytes read while the block was
+// briefly free.
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+type txn struct {
+	s        *Store
+	jh       *layout.JournalHeader
+	nUndo    uint32
+	nIntents uint32
+}
+
+func (s *Store) journal() *layout.JournalHeader {
+	return offsetptr.MustAt[layout.JournalHeader](s.r, offsetptr.Offset(s.geo.JournalOff))
+}
+
+func (s *Store) undoRec(i uint32) *layout.Undo {
+	return offsetptr.MustAt[layout.Undo](s.r, offsetptr.Offset(s.geo.UndoOff()+uint64(i)*layout.UndoSize))
+}
+
+func (s *Store) intentRec(i uint32) *layout.Intent {
+	return offsetptr.MustAt[layout.Intent](s.r, offsetptr.Offset(s.geo.IntentsOff()+uint64(i)*layout.IntentSize))
+}
+
+// word is the 8-byte word at off, which must be one this process computed
+// or validated with mutableWord.
+func (s *Store) word(off uint64) *atomic.Uint64 {
+	return offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
+}
+
+// mutableWord reports whether off names a word a transaction may change:
+// Meta and the free lists, the index, the heap.
+func (s *Store) mutableWord(off uint64) bool {
+	g := &s.geo
+	if off%8 != 0 {
+		return false
+	}
+	return (off >= layout.MetaOff && off < layout.HeaderSize) ||
+		(off >= g.IndexOff && off < g.IndexOff+g.NumBuckets*layout.BucketSize) ||
+		(off >= g.HeapOff && off+8 <= g.Size)
+}
+
+// begin starts a transaction. REQUIRES: the writer lock, journal Idle.
+func (s *Store) begin() *txn {
+	jh := s.journal()
+	jh.NumUndo.Store(0)
+	jh.NumIntents.Store(0)
+	jh.CommitUndo.Store(0)
+	jh.Owner.Store(s.ident)
+	// INVARIANT: the counts are reset before State leaves Idle, so recovery
+	// never reads a previous transaction's records.
+	jh.State.Store(layout.JournalPrepare)
+	return &txn{s: s, jh: jh}
+}
+
+// undoRoom reports whether n more records fit the log.
+func (t *txn) undoRoom(n uint32) bool { return t.nUndo+n <= t.s.geo.MaxUndo }
+
+// log records the current value of the word at off before it changes.
+func (t *txn) log(off uint64, kind uint64) {
+	if t.nUndo >= t.s.geo.MaxUndo {
+		panic("shmkv: undo log overflow") // callers check undoRoom per op
+	}
+	w := t.s.word(off)
+	rec := t.s.undoRec(t.nUndo)
+	rec.Off = off | kind
+	rec.Old = w.Load()
+	t.nUndo++
+	// The record is written before the count that makes it visible.
+	t.jh.NumUndo.Store(t.nUndo)
+}
+
+// set changes a word, logging its old value first.
+func (t *txn) set(off, v uint64) {
+	t.log(off, layout.UndoPlain)
+	t.s.word(off).Store(v)
+}
+
+// add adds d to the word at off, logged.
+func (t *txn) add(off uint64, d int64) {
+	if d != 0 {
+		t.set(off, t.s.word(off).Load()+uint64(d))
+	}
+}
+
+// addIntent records a publication to perform at commit.
+func (t *txn) addIntent(kind uint32, slotOff, old, new, home uint64) {
+	it := t.s.intentRec(t.nIntents)
+	*it = layout.Intent{Kind: kind, Slot: slotOff, Old: old, New: new, Home: home}
+	t.nIntents++
+	t.jh.NumIntents.Store(t.nIntents)
+}
+
+func (t *txn) intentRoom() bool { return t.nIntents < t.s.geo.MaxIntents }
+
+// commit is the commit point, then applies the intents and ends the
+// transaction.
+func (t *txn) commit() error {
+	if t.nIntents == 0 {
+		t.rollback()
+		return nil
+	}
+	t.jh.CommitUndo.Store(t.nUndo)
+	t.jh.State.Store(layout.JournalCommitted)
+	faultPoint("commit")
+	if err := t.apply(); err != nil {
+		return err
+	}
+	t.s.hdr.Meta.Commits.Add(1)
+	t.jh.State.Store(layout.JournalIdle)
+	return nil
+}
+
+// rollback undoes everything the transaction changed.
+func (t *txn) rollback() {
+	if err := t.s.undo(0, t.nUndo); err != nil {
+		// Records this process just wrote are valid; failing here is a bug.
+		panic(err)
+	}
+	t.jh.State.Store(layout.JournalIdle)
+}
+
+// undo restores records [from, to) newest first.
+func (s *Store) undo(from, to uint32) error {
+	for i := to; i > from; i-- {
+		rec := s.undoRec(i - 1)
+		off, kind := rec.Off&^layout.UndoKind, rec.Off&layout.UndoKind
+		if !s.mutableWord(off) || kind > layout.UndoSeq {
+			return fmt.Errorf("%w: undo record %d names word %#x (kind %d) outside the mutable region", ErrCorrupt, i-1, off, kind)
+		}
+		w := s.word(off)
+		if kind == layout.UndoPlain {
+			w.Store(rec.Old)
+			continue
+		}
+		// UndoSeq: the block's first word is Seq (low 32 bits) and Size.
+		// Restore Size; move Seq forward to the old value's parity.
+		cur := w.Load()
+		seq, old := uint32(cur), uint32(rec.Old)
+		if seq&1 != old&1 {
+			seq++
+		}
+		w.Store(rec.Old&^0xffffffff | uint64(seq))
+	}
+	return nil
+}
+
+// apply publishes the intents and finishes the transaction's bookkeeping.
+// It runs after the commit point, on the normal path and in recovery, and
+// must do the same thing from the same committed state both times.
+func (t *txn) apply() error {
+	s := t.s
+	n := t.nIntents
+	for i := range n {
+		it := s.intentRec(i)
+		if err := s.checkIntent(it); err != nil {
+			return err
+		}
+		// The publication: from this store on, readers see the new entry.
+		s.word(it.Slot).Store(it.New)
+		faultPoint("publish")
+	}
+	var dCount, dBlock, dKV int64
+	for i := range n {
+		it := s.intentRec(i)
+		if it.New != 0 {
+			e, err := s.entryAt(layout.SlotOffset(it.New))
+			if err != nil {
+				return err
+			}
+			dBlock += int64(e.Size)
+			dKV += int64(e.KeyLen) + int64(e.ValLen)
+		}
+		if it.Old != 0 {
+			off := layout.SlotOffset(it.Old)
+			e, err := s.entryAt(off)
+			if err != nil {
+				return err
+			}
+			if e.Seq.Load()&1 != 0 {
+				return fmt.Errorf("%w: intent replaces block %#x, which is already free", ErrCorrupt, off)
+			}
+			dBlock -= int64(e.Size)
+			dKV -= int64(e.KeyLen) + int64(e.ValLen)
+			t.free(off, e)
+		}
+		switch it.Kind {
+		case layout.IntentInsert:
+			dCount++
+		case layout.IntentDelete:
+			dCount--
+			t.unprobe(it.Home, s.bucketOfSlot(it.Slot))
+		}
+		faultPoint("apply")
+	}
+	t.add(layout.CountOff, dCount)
+	t.add(layout.BlockUsedOff, dBlock)
+	t.add(layout.KVBytesOff, dKV)
+	faultPoint("counts")
+	return nil
+}
+
+// checkIntent validates an intent read back from the region.
+func (s *Store) checkIntent(it *layout.Intent) error {
+	g := &s.geo
+	okSlot := it.Slot >= g.IndexOff && it.Slot < g.IndexOff+g.NumBuckets*layout.BucketSize &&
+		it.Slot%8 == 0 && (it.Slot-g.IndexOff)%layout.BucketSize != 0
+	okWord := func(w uint64) bool {
+		off := layout.SlotOffset(w)
+		return w == 0 || (off >= g.HeapOff && off < g.Size && off%layout.EntryAlign == 0)
+	}
+	if !okSlot || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
+		it.Kind < layout.IntentInsert || it.Kind > layout.IntentDelete || (it.New == 0) != (it.Kind == layout.IntentDelete) {
+		return fmt.Errorf("%w: journal intent %+v is malformed", ErrCorrupt, *it)
+	}
+	return nil
+}
+
+// recoverJournal repairs the region after a writer died mid-transaction.
+// REQUIRES: the writer lock.
+func (s *Store) recoverJournal() error {
+	jh := s.journal()
+	n := jh.NumUndo.Load()
+	ni := jh.NumIntents.Load()
+	if n > s.geo.MaxUndo || ni > s.geo.MaxIntents {
+		return fmt.Errorf("%w: journal holds %d undo records and %d intents, capacity %d and %d",
+			ErrCorrupt, n, ni, s.geo.MaxUndo, s.geo.MaxIntents)
+	}
+	switch st := jh.State.Load(); st {
+	case layout.JournalIdle:
+		return nil
+	case layout.JournalPrepare:
+		if err := s.undo(0, n); err != nil {
+			return err
+		}
+	case layout.JournalCommitted:
+		c := jh.CommitUndo.Load()
+		if c > n {
+			return fmt.Errorf("%w: journal commit mark %d past its %d records", ErrCorrupt, c, n)
+		}
+		if err := s.undo(c, n); err != nil {
+			return err
+		}
+		jh.NumUndo.Store(c)
+		jh.Owner.Store(s.ident)
+		faultPoint("recover-undone")
+		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni}
+		if err := t.apply(); err != nil {
+			return err
+		}
+		s.hdr.Meta.Commits.Add(1)
+	default:
+		return fmt.Errorf("%w: journal state %d", ErrCorrupt, st)
+	}
+	jh.State.Store(layout.JournalIdle)
+	s.hdr.Meta.Recovered.Add(1)
+	return nil
+}

@@ -1,0 +1,133 @@
+package store
+
+// The writer lock: a binary semaphore on a 32-bit futex word in the region
+// (layout.Lock.Word), shared by every process that maps the store.
+//
+// The word's value is the holder's identity (slot and generation), so the
+// holder is recorded by the very CAS that acquires the lock: there is no
+// instant at which the lock is held by nobody-knows-whom, as there is with a
+// sem_t or with a mutex whose owner field is written after locking. A waiter
+// that finds the holder dead takes the lock over with a CAS from the dead
+// holder's identity to its own, never by releasing it, so at most one
+// process can win. The winner then repairs the region from the journal
+// before doing anything else.
+//
+// Uncontended, acquire is one CAS and release one swap: no system call.
+// Contended, waiters set WaitersBit and sleep in FUTEX_WAIT (shared, not
+// FUTEX_PRIVATE_FLAG, so it works across processes; the kernel keys it on
+// the object and offset, not the address) for at most LockTimeout, then
+// check whether the holder is alive. This is Drepper's "mutex3" with the
+// identity in place of the constant 1.
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkv/shmkv/layout"
+)
+
+const (
+	futexWait = 0
+	futexWake = 1
+)
+
+func futex(w *atomic.Uint32, op int, val uint32, timeout *unix.Timespec) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), uintptr(op), uintptr(val),
+		uintptr(unsafe.Pointer(timeout)), 0, 0)
+}
+
+// lockWriter takes the writer lock. REQUIRES: s.wmu held, so at most one
+// goroutine of this Store is here.
+func (s *Store) lockWriter() error {
+	w := &s.hdr.Lock.Word
+	if !w.CompareAndSwap(0, s.ident) {
+		if err := s.lockSlow(w); err != nil {
+			return err
+		}
+	}
+	// Whoever held the lock before may have died mid-transaction (we took
+	// the lock over, or our own write path faulted): the journal says so.
+	if s.journal().State.Load() != layout.JournalIdle {
+		if err := s.recoverJournal(); err != nil {
+			s.unlockWriter()
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) lockSlow(w *atomic.Uint32) error {
+	deadline := time.Now().Add(s.lockTimeout)
+	for {
+		v := w.Load()
+		if v == 0 {
+			// Take it marked contended: others may still sleep on it.
+			if w.CompareAndSwap(0, s.ident|layout.WaitersBit) {
+				return nil
+			}
+			continue
+		}
+		if v&layout.WaitersBit == 0 {
+			if !w.CompareAndSwap(v, v|layout.WaitersBit) {
+				continue
+			}
+			v |= layout.WaitersBit
+		}
+		if v&^layout.WaitersBit == s.ident {
+			return fmt.Errorf("%w: the writer lock names this Store as holder while it is not", ErrCorrupt)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			if !s.alive(v) {
+				// Take over from the dead holder. Only one CAS from v wins.
+				if w.CompareAndSwap(v, s.ident|layout.WaitersBit) {
+					s.tookOver.Add(1)
+					return nil
+				}
+				continue
+			}
+			deadline = time.Now().Add(s.lockTimeout)
+			continue
+		}
+		ts := unix.NsecToTimespec(int64(wait))
+		futex(w, futexWait, v, &ts)
+	}
+}
+
+// unlockWriter releases the writer lock and wakes one waiter if any sleeps.
+func (s *Store) unlockWriter() {
+	w := &s.hdr.Lock.Word
+	v := w.Swap(0)
+	if v&layout.WaitersBit != 0 {
+		futex(w, futexWake, 1, nil)
+	}
+}
+
+// LockHolder describes who holds a store's writer lock.
+type LockHolder struct {
+	Held  bool   // the lock word is not 0
+	PID   int    // holder's pid, 0 if unknown
+	Slot  int    // holder's process slot
+	Alive bool   // the holder is still attached
+	Word  uint32 // raw lock word
+}
+
+func (s *Store) lockHolder() LockHolder {
+	v := s.hdr.Lock.Word.Load()
+	h := LockHolder{Word: v, Held: v != 0}
+	if v == 0 {
+		return h
+	}
+	slot, _, ok := splitIdentity(v)
+	if !ok {
+		return h
+	}
+	h.Slot = slot
+	h.PID = int(s.procSlot(slot).PID.Load())
+	h.Alive = s.alive(v)
+	return h
+}

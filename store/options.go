@@ -1,0 +1,130 @@
+package store
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+)
+
+// HugePages selects the page size behind a store.
+type HugePages uint8
+
+const (
+	// HugeOff uses ordinary 4 KiB pages.
+	HugeOff HugePages = iota
+	// HugeTransparent asks for transparent huge pages on the mapping
+	// (madvise MADV_HUGEPAGE). The kernel grants them for shared memory only
+	// where /sys/kernel/mm/transparent_hugepage/shmem_enabled allows it
+	// ("advise", "always" or "within_size"); Stats reports what it did.
+	HugeTransparent
+	// HugeTLB puts the store on a hugetlbfs mount, backed by pages reserved
+	// in /proc/sys/vm/nr_hugepages. Create fails with ErrHugePages, saying
+	// what to set up, when there is no mount or too few free pages.
+	HugeTLB
+)
+
+func (h HugePages) String() string {
+	switch h {
+	case HugeOff:
+		return "off"
+	case HugeTransparent:
+		return "thp"
+	case HugeTLB:
+		return "tlb"
+	}
+	return fmt.Sprintf("HugePages(%d)", uint8(h))
+}
+
+// ParseHugePages reads "off", "thp" or "tlb".
+func ParseHugePages(s string) (HugePages, error) {
+	switch s {
+	case "off", "":
+		return HugeOff, nil
+	case "thp", "transparent":
+		return HugeTransparent, nil
+	case "tlb", "hugetlb":
+		return HugeTLB, nil
+	}
+	return 0, fmt.Errorf("shmkv: unknown huge page mode %q (want off, thp or tlb)", s)
+}
+
+// Defaults.
+const (
+	DefaultSize        = 64 << 20
+	DefaultMode        = fs.FileMode(0o600)
+	DefaultLockTimeout = 200 * time.Millisecond
+	// DefaultInitTimeout bounds how long Open waits for another process to
+	// finish creating the store.
+	DefaultInitTimeout = 3 * time.Second
+)
+
+// Limits.
+const (
+	// MaxKeySize is the longest key.
+	MaxKeySize = 64 << 10
+	// MaxValueSize is the longest value; a value must also fit the heap.
+	MaxValueSize = 1 << 30
+	// NumProcesses is how many Stores may be attached to one store at once.
+	NumProcesses = 1023
+)
+
+// Options configure Create, Open and OpenOrCreate. A nil *Options means the
+// defaults. Size, Mode, HugePages, NoReserve and MaxEntries apply only when
+// a store is created; they are recorded in the store, so a process opening
+// it needs only its name. Populate and Lock apply to this process's mapping
+// and are also on when the creator set them. ReadOnly and LockTimeout are
+// this process's choice.
+type Options struct {
+	// Size of the store in bytes when creating it; default 64 MiB. With
+	// HugeTLB it is rounded up to a whole number of huge pages.
+	Size int64
+	// Mode is the permission of the object when creating it; default 0600.
+	Mode fs.FileMode
+	// MaxEntries is the most keys the store's index holds; default one per
+	// 256 bytes of Size. Put of a new key beyond it returns ErrFull.
+	MaxEntries int64
+	// HugePages: HugeOff (default), HugeTransparent or HugeTLB.
+	HugePages HugePages
+	// NoReserve skips reserving the object's memory when creating it. The
+	// object is then sparse: creation is instant and unused space costs
+	// nothing, but a write that needs a new page when /dev/shm (or the huge
+	// page pool) is exhausted fails. shmkv turns that fault into an error
+	// and rolls the write back, but other programs using the same tmpfs
+	// may die with SIGBUS.
+	NoReserve bool
+	// Populate prefaults every page of the mapping at open.
+	Populate bool
+	// Lock mlocks the mapping so it is never swapped out (needs
+	// CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK).
+	Lock bool
+	// ReadOnly maps the store PROT_READ; mutations return ErrReadOnly.
+	ReadOnly bool
+	// LockTimeout is how long a writer waits for the writer lock before it
+	// checks whether the holder died (and if so repairs the store and takes
+	// the lock over). Default 200ms. A holder that is alive is waited for
+	// as long as it runs.
+	LockTimeout time.Duration
+	// InitTimeout bounds how long Open waits for a store that another
+	// process is still creating. Default 3s.
+	InitTimeout time.Duration
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Size == 0 {
+		r.Size = DefaultSize
+	}
+	if r.Mode == 0 {
+		r.Mode = DefaultMode
+	}
+	if r.LockTimeout <= 0 {
+		r.LockTimeout = DefaultLockTimeout
+	}
+	if r.InitTimeout <= 0 {
+		r.InitTimeout = DefaultInitTimeout
+	}
+	return r
+}

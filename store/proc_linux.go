@@ -1,0 +1,146 @@
+package store
+
+// Attached processes. Each open Store claims a process slot by taking the
+// OFD write lock on its own byte of the object (layout.SlotLockBase+slot),
+// as LMDB does in its lock file: the kernel drops the lock when the last
+// descriptor of that open file description closes, including when the
+// process is SIGKILLed, and an OFD lock is not fooled by pid reuse or pid
+// namespaces. The slot also records pid and start time, the fallback
+// liveness test where OFD locks are unavailable, and what stat shows.
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+const genMask = 1<<layout.GenBits - 1
+
+// identity is what the lock word holds for the Store in slot with
+// generation gen: never 0, never with WaitersBit.
+func identity(slot int, gen uint32) uint32 {
+	return uint32(slot+1) | (gen&genMask)<<layout.SlotBits
+}
+
+// splitIdentity undoes identity; ok is false for a word no Store writes.
+func splitIdentity(id uint32) (slot int, gen uint32, ok bool) {
+	id &^= layout.WaitersBit
+	s := int(id&(1<<layout.SlotBits-1)) - 1
+	return s, id >> layout.SlotBits, s >= 0 && s < layout.NumSlots
+}
+
+// ofdLock takes (typ F_WRLCK) or drops (F_UNLCK) the OFD lock on one byte
+// without waiting. It reports false, nil when another description holds it.
+func ofdLock(fd int, at int64, typ int16) (bool, error) {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: at, Len: 1}
+	err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	if err != nil {
+		return false, os.NewSyscallError("fcntl(F_OFD_SETLK)", err)
+	}
+	return true, nil
+}
+
+// ofdHeld reports whether another open file description holds a lock on the
+// byte at.
+func ofdHeld(fd int, at int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: at, Len: 1}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, os.NewSyscallError("fcntl(F_OFD_GETLK)", err)
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// startTime is field 22 of /proc/PID/stat: clock ticks since boot when the
+// process started. 0 if the process does not exist.
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s) // f[0] is field 3
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
+
+var selfStart = startTime(os.Getpid())
+
+func (s *Store) procSlot(i int) *layout.ProcSlot {
+	return offsetptr.MustAt[layout.ProcSlot](s.r, offsetptr.Offset(s.geo.SlotsOff+uint64(i)*layout.ProcSlotSize))
+}
+
+// attach claims a free process slot for this Store.
+func (s *Store) attach() error {
+	pid := os.Getpid()
+	first := pid % layout.NumSlots
+	for i := range layout.NumSlots {
+		slot := (first + i) % layout.NumSlots
+		ok, err := ofdLock(s.obj.fd(), layout.SlotLockBase+int64(slot), unix.F_WRLCK)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		// INVARIANT: the generation changes before this slot's new owner can
+		// take the writer lock, so a lock word naming the slot's previous
+		// owner no longer matches it, and waiters see that owner is gone.
+		ps := s.procSlot(slot)
+		gen := ps.Gen.Add(1)
+		ps.PID.Store(uint32(pid))
+		ps.Start.Store(selfStart)
+		ps.Attached.Store(time.Now().UnixNano())
+		s.slot, s.ident = slot, identity(slot, gen)
+		return nil
+	}
+	return ErrBusy
+}
+
+// detach gives the slot up. The OFD lock goes with the descriptor.
+func (s *Store) detach() {
+	if s.ident == 0 {
+		return
+	}
+	ps := s.procSlot(s.slot)
+	ps.PID.Store(0)
+	ofdLock(s.obj.fd(), layout.SlotLockBase+int64(s.slot), unix.F_UNLCK)
+	s.ident = 0
+}
+
+// alive reports whether the Store that wrote identity id into the lock word
+// is still attached.
+func (s *Store) alive(id uint32) bool {
+	slot, gen, ok := splitIdentity(id)
+	if !ok {
+		return false // no Store writes such a word: treat its writer as dead
+	}
+	ps := s.procSlot(slot)
+	if ps.Gen.Load()&genMask != gen {
+		return false // the slot was given up and claimed again since
+	}
+	held, err := ofdHeld(s.obj.fd(), layout.SlotLockBase+int64(slot))
+	if err == nil {
+		return held
+	}
+	// Fallback without OFD locks: pid plus start time, which a reused pid
+	// does not match.
+	pid := int(ps.PID.Load())
+	return pid != 0 && startTime(pid) == ps.Start.Load()
+}

@@ -1,0 +1,210 @@
+package store
+
+// The write path: every mutation is a transaction (journal.go) run while
+// holding the writer lock (lock_linux.go). Prepare allocates and fills the
+// new entry where no reader can see it; the commit publishes it with one
+// atomic store into its index slot; the block it replaced is freed after.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+// errMismatch ends a conditional mutation whose condition does not hold.
+var errMismatch = errors.New("shmkv: condition not met")
+
+// Put sets key to value.
+func (s *Store) Put(key, value []byte) error {
+	return s.update(func(t *txn) error { return t.put(key, value, condNone, nil) })
+}
+
+// Delete removes key, or returns ErrNotFound.
+func (s *Store) Delete(key []byte) error {
+	return s.update(func(t *txn) error { return t.del(key, nil) })
+}
+
+// CompareAndSwap sets key to new if its value is old, and reports whether
+// it did. old == nil means "only if key is absent"; a non-nil empty old
+// matches an empty value.
+func (s *Store) CompareAndSwap(key, old, new []byte) (bool, error) {
+	cond := condEqual
+	if old == nil {
+		cond = condAbsent
+	}
+	err := s.update(func(t *txn) error { return t.put(key, new, cond, old) })
+	if errors.Is(err, errMismatch) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CompareAndDelete deletes key if its value is old, and reports whether it
+// did. It returns false, ErrNotFound if key is absent.
+func (s *Store) CompareAndDelete(key, old []byte) (bool, error) {
+	err := s.update(func(t *txn) error { return t.del(key, old) })
+	if errors.Is(err, errMismatch) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+type cond uint8
+
+const (
+	condNone   cond = iota
+	condAbsent      // only if the key is absent
+	condEqual       // only if the key's value equals old
+)
+
+func (s *Store) checkSizes(key, value []byte) error {
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: key of %d bytes, at most %d", ErrTooLarge, len(key), MaxKeySize)
+	}
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes, at most %d", ErrTooLarge, len(value), MaxValueSize)
+	}
+	if need := layout.BlockSize(uint64(len(key)), uint64(len(value))); need > s.geo.HeapSize {
+		return fmt.Errorf("%w: entry of %d bytes cannot fit a heap of %d bytes", ErrTooLarge, need, s.geo.HeapSize)
+	}
+	return nil
+}
+
+// update runs fn as one transaction under the writer lock.
+func (s *Store) update(fn func(t *txn) error) (err error) {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.lockWriter(); err != nil {
+		return err
+	}
+	defer s.unlockWriter()
+	// A write to a page the kernel cannot back (a sparse store when
+	// /dev/shm is full, or an object truncated by someone) raises SIGBUS;
+	// turn it into a panic here, repair from the journal, and report it.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			rerr := s.repairAfterPanic()
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = fmt.Errorf("%w: memory fault writing the store (is %s full, or was the object truncated?): %v", ErrFull, ShmDir, r)
+			if rerr != nil {
+				err = fmt.Errorf("%w; repair failed: %w", err, rerr)
+			}
+		}
+	}()
+	t := s.begin()
+	if err := fn(t); err != nil {
+		t.rollback()
+		return err
+	}
+	return t.commit()
+}
+
+// repairAfterPanic runs recovery for a transaction this process abandoned.
+func (s *Store) repairAfterPanic() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: fault during repair: %v", ErrCorrupt, r)
+		}
+	}()
+	return s.recoverJournal()
+}
+
+// put plans key=value: the new block is filled and the intent recorded.
+func (t *txn) put(key, value []byte, c cond, old []byte) error {
+	s := t.s
+	if err := s.checkSizes(key, value); err != nil {
+		return err
+	}
+	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
+		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
+	}
+	p, err := s.find(key)
+	if err != nil {
+		return err
+	}
+	switch c {
+	case condAbsent:
+		if p.found {
+			return errMismatch
+		}
+	case condEqual:
+		if !p.found || !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
+			return errMismatch
+		}
+	}
+	if !p.found {
+		if p.slot == 0 {
+			return fmt.Errorf("%w: no free index slot within %d buckets of the key's home", ErrFull, layout.MaxProbe)
+		}
+		if n := s.hdr.Meta.Count.Load(); n >= s.geo.MaxEntries {
+			return fmt.Errorf("%w: %d entries, the most this store's index holds", ErrFull, n)
+		}
+	}
+	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
+	off, err := t.alloc(size)
+	if err != nil {
+		if errors.Is(err, ErrFull) {
+			return fmt.Errorf("%w: no free block of %d bytes (heap %d bytes, %d in free blocks)",
+				ErrFull, size, s.geo.HeapSize, s.hdr.Meta.FreeBytes.Load())
+		}
+		return err
+	}
+	faultPoint("alloc")
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	e.KeyLen, e.ValLen = uint32(len(key)), uint32(len(value))
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), uint64(len(key)+len(value)))
+	copy(b, key)
+	copy(b[len(key):], value)
+	// Even Seq: the entry is whole. Readers can only reach it after the
+	// commit publishes it.
+	e.Seq.Add(1)
+	faultPoint("filled")
+	home := p.h & s.mask
+	w := layout.SlotWord(p.tag, off)
+	if p.found {
+		t.addIntent(layout.IntentOverwrite, p.slot, p.word, w, home)
+	} else {
+		t.probe(home, p.probed)
+		t.addIntent(layout.IntentInsert, p.slot, 0, w, home)
+	}
+	faultPoint("intent")
+	return nil
+}
+
+// del plans deleting key (if its value is old, when old != nil).
+func (t *txn) del(key, old []byte) error {
+	s := t.s
+	if len(key) > MaxKeySize {
+		return ErrNotFound
+	}
+	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
+		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
+	}
+	p, err := s.find(key)
+	if err != nil {
+		return err
+	}
+	if !p.found {
+		return ErrNotFound
+	}
+	if old != nil && !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
+		return errMismatch
+	}
+	t.addIntent(layout.IntentDelete, p.slot, p.word, 0, p.h&s.mask)
+	faultPoint("intent")
+	return nil
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+	"unsafe"
+
+	"github.com/shmkv/shmkv/layout"
+)
+
+// Stats describes a store and this process's view of it.
+type Stats struct {
+	Name    string
+	Path    string
+	Version uint32
+
+	Size       int64 // bytes in the region
+	HeapSize   int64 // bytes for entries
+	Entries    int
+	MaxEntries int
+
+	KeyValueBytes int64 // key and value bytes of live entries
+	BlockBytes    int64 // heap bytes in live entries' blocks (headers and padding included)
+	FreeListBytes int64 // heap bytes in freed blocks, reusable
+	TailBytes     int64 // heap bytes never used yet
+	// Fill is BlockBytes / HeapSize.
+	Fill float64
+	// Fragmentation is the share of free heap bytes that sit in freed
+	// blocks rather than in the never-used tail: freed blocks serve only
+	// requests of their size or smaller.
+	Fragmentation float64
+	// OverheadPerEntry is the region's bytes per entry beyond its key and
+	// value: block header and padding plus the index's share.
+	OverheadPerEntry float64
+
+	HugePages HugePages
+	NoReserve bool
+	Populate  bool
+	Lock      bool
+	Mode      fs.FileMode
+	ReadOnly  bool // this Store
+
+	// Backing says what memory the store really got.
+	Backing string
+	// HugePageBytes is how much of this process's mapping the kernel backs
+	// with huge pages right now.
+	HugePageBytes int64
+	// THPShmem is /sys/kernel/mm/transparent_hugepage/shmem_enabled.
+	THPShmem string
+
+	Writer     LockHolder
+	Attached   int    // Stores attached now (read-only ones are not counted)
+	Commits    uint64 // transactions committed since creation
+	Recoveries uint64 // journals repaired after a writer died
+	TakeOvers  int64  // writer locks this Store took over from dead holders
+
+	Created    time.Time
+	CreatorPID int
+}
+
+// Stats reports the store's sizes, options and writers. It takes no lock,
+// so while writers run its figures may be from slightly different instants.
+func (s *Store) Stats() Stats {
+	if s.enter() != nil {
+		return Stats{Name: s.name}
+	}
+	defer s.exit()
+	h, g := s.hdr, &s.geo
+	st := Stats{
+		Name: s.name, Path: s.obj.path, Version: layout.Version,
+		Size: int64(g.Size), HeapSize: int64(g.HeapSize),
+		Entries:    int(min(h.Meta.Count.Load(), g.MaxEntries)),
+		MaxEntries: int(g.MaxEntries),
+		KeyValueBytes: int64(h.Meta.KVBytes.Load()),
+		BlockBytes:    int64(h.Meta.BlockUsed.Load()),
+		FreeListBytes: int64(h.Meta.FreeBytes.Load()),
+		HugePages:     s.huge,
+		NoReserve:     s.flags&layout.FlagNoReserve != 0,
+		Populate:      s.populated,
+		Lock:          s.locked,
+		Mode:          fs.FileMode(h.Mode).Perm(),
+		ReadOnly:      s.readOnly,
+		THPShmem:      thpShmemSetting(),
+		Commits:       h.Meta.Commits.Load(),
+		Recoveries:    h.Meta.Recovered.Load(),
+		TakeOvers:     s.tookOver.Load(),
+		Created:       time.Unix(0, h.CreatedNano),
+		CreatorPID:    int(h.CreatorPID),
+	}
+	if top := h.Meta.Top.Load(); top >= g.HeapOff && top <= g.Size {
+		st.TailBytes = int64(g.Size - top)
+	}
+	st.Fill = float64(st.BlockBytes) / float64(st.HeapSize)
+	if free := st.FreeListBytes + st.TailBytes; free > 0 {
+		st.Fragmentation = float64(st.FreeListBytes) / float64(free)
+	}
+	if st.Entries > 0 {
+		index := float64(g.NumBuckets * layout.BucketSize)
+		st.OverheadPerEntry = (float64(st.BlockBytes-st.KeyValueBytes) + index) / float64(st.Entries)
+	}
+	st.HugePageBytes = hugeMapped(uintptr(unsafe.Pointer(unsafe.SliceData(s.m.data))))
+	st.Backing = s.backing(st.HugePageBytes)
+	st.Writer = s.lockHolder()
+	for i := range layout.NumSlots {
+		if pid := s.procSlot(i).PID.Load(); pid != 0 {
+			if s.ident != 0 && i == s.slot {
+				st.Attached++
+			} else if held, err := ofdHeld(s.obj.fd(), layout.SlotLockBase+int64(i)); err == nil && held {
+				st.Attached++
+			}
+		}
+	}
+	return st
+}
+
+func (s *Store) backing(hugeBytes int64) string {
+	reserve := "reserved (fallocate)"
+	if s.flags&layout.FlagNoReserve != 0 {
+		reserve = "sparse (NoReserve)"
+	}
+	switch {
+	case s.obj.tlb:
+		return fmt.Sprintf("hugetlbfs %s, %s, %s in huge pages", s.obj.path, reserve, formatBytes(hugeBytes))
+	case s.huge == HugeTransparent:
+		return fmt.Sprintf("tmpfs %s, %s, transparent huge pages advised (shmem_enabled=%s), %s in huge pages",
+			s.obj.path, reserve, thpShmemSetting(), formatBytes(hugeBytes))
+	}
+	return fmt.Sprintf("tmpfs %s, %s, 4 KiB pages", s.obj.path, reserve)
+}

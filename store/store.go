@@ -1,0 +1,356 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+	"github.com/shmkv/shmkv/shmopen"
+)
+
+// Store is an open shmkv store: a hash map in a POSIX shared-memory object
+// that other processes (and other Stores of this process) share. A Store is
+// safe for concurrent use by many goroutines.
+type Store struct {
+	name string
+	obj  *object
+	m    *mapping
+	r    offsetptr.Region
+	hdr  *layout.Header
+	// geo is this process's copy of the validated geometry. It is never
+	// read again from the region, so a later scribble over the header
+	// cannot steer this process outside its mapping.
+	geo   layout.Geometry
+	mask  uint64 // NumBuckets-1
+	flags uint32
+	huge  HugePages
+
+	readOnly    bool
+	lockTimeout time.Duration
+	populated   bool
+	locked      bool
+
+	slot  int
+	ident uint32 // lock identity; 0 when not attached (read-only)
+
+	// life lets Close wait for operations in flight before it unmaps:
+	// operations hold it shared, Close exclusively.
+	life   sync.RWMutex
+	closed bool
+	// wmu serializes this Store's writers, so the writer lock (whose word
+	// holds the Store's identity) is taken by one goroutine at a time.
+	wmu sync.Mutex
+
+	tookOver atomic.Int64 // writer locks taken over from dead holders
+}
+
+// Create creates a new store. It fails with an error satisfying
+// errors.Is(err, fs.ErrExist) if one of that name exists.
+func Create(name string, opts *Options) (*Store, error) {
+	o := opts.withDefaults()
+	s, err := create(name, &o)
+	if err != nil {
+		return nil, wrapErr("create", name, err)
+	}
+	return s, nil
+}
+
+// Open opens an existing store. It fails with an error satisfying
+// errors.Is(err, fs.ErrNotExist) if there is none of that name. Only
+// ReadOnly, Populate, Lock, LockTimeout and InitTimeout of opts apply: the
+// rest was fixed when the store was created.
+func Open(name string, opts *Options) (*Store, error) {
+	o := opts.withDefaults()
+	s, err := open(name, &o)
+	if err != nil {
+		return nil, wrapErr("open", name, err)
+	}
+	return s, nil
+}
+
+// OpenOrCreate opens the store, creating it with opts if it does not exist.
+// Processes racing to do this on one name all end up on the same, fully
+// initialised store.
+func OpenOrCreate(name string, opts *Options) (*Store, error) {
+	o := opts.withDefaults()
+	for range 100 {
+		s, err := open(name, &o)
+		if !errors.Is(err, fs.ErrNotExist) {
+			if err != nil {
+				return nil, wrapErr("open", name, err)
+			}
+			return s, nil
+		}
+		if o.ReadOnly {
+			return nil, wrapErr("open", name, err)
+		}
+		s, err = create(name, &o)
+		if !errors.Is(err, fs.ErrExist) {
+			if err != nil {
+				return nil, wrapErr("create", name, err)
+			}
+			return s, nil
+		}
+		// Lost the race to another creator, or it was removed between our
+		// two calls: try again.
+	}
+	return nil, wrapErr("open", name, errors.New("store keeps appearing and disappearing"))
+}
+
+// Remove unlinks the store's object. Processes that have it open keep
+// working on their mapping until they close it; a new Open fails with
+// fs.ErrNotExist and a new Create makes a fresh store.
+func Remove(name string) error {
+	if err := removeObject(name); err != nil {
+		return wrapErr("remove", name, err)
+	}
+	return nil
+}
+
+// wrapErr names the store and operation once, keeping the cause for
+// errors.Is. Errors that already name the path (*os.PathError) pass as is.
+func wrapErr(op, name string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
+func create(name string, o *Options) (*Store, error) {
+	if o.Size < layout.MinSize {
+		return nil, fmt.Errorf("%w: size %d is below the minimum %d", ErrTooLarge, o.Size, layout.MinSize)
+	}
+	if o.Size > layout.MaxSize {
+		return nil, fmt.Errorf("%w: size %d is above the maximum %d", ErrTooLarge, o.Size, int64(layout.MaxSize))
+	}
+	if o.HugePages > HugeTLB {
+		return nil, fmt.Errorf("shmkv: unknown HugePages value %d", o.HugePages)
+	}
+	if o.ReadOnly {
+		return nil, fmt.Errorf("%w: cannot create a store read-only", ErrReadOnly)
+	}
+	if o.MaxEntries < 0 {
+		return nil, fmt.Errorf("shmkv: negative MaxEntries %d", o.MaxEntries)
+	}
+	if _, err := shmopen.Normalize(name); err != nil {
+		return nil, err
+	}
+	// Lay out a region the size the object will really have.
+	size := o.Size
+	if o.HugePages == HugeTLB {
+		if ms := hugetlbMounts(); len(ms) > 0 {
+			size = (size + ms[0].pageSize - 1) / ms[0].pageSize * ms[0].pageSize
+		}
+	}
+	g, err := layout.Plan(uint64(size), uint64(o.MaxEntries))
+	if err != nil {
+		return nil, err
+	}
+	obj, objLen, err := createObject(name, o)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Store, error) {
+		obj.file.Close()
+		removeObject(name)
+		return nil, err
+	}
+	// Openers that find Magic still 0 wait for us while we hold this lock;
+	// if we die here they see it dropped and report a failed creation.
+	if ok, err := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); err != nil || !ok {
+		return fail(fmt.Errorf("shmkv: cannot take the init lock: %v", err))
+	}
+	m, err := mapObject(obj, objLen, false, o.NoReserve)
+	if err != nil {
+		return fail(err)
+	}
+	r := offsetptr.NewRegion(m.data)
+	h := headerOf(r)
+	h.Version = layout.Version
+	h.HeaderSize = layout.HeaderSize
+	h.NumSlots = layout.NumSlots
+	h.SetGeometry(g)
+	h.HugePages = uint32(o.HugePages)
+	if o.NoReserve {
+		h.Flags |= layout.FlagNoReserve
+	}
+	if o.Populate {
+		h.Flags |= layout.FlagPopulate
+	}
+	if o.Lock {
+		h.Flags |= layout.FlagLock
+	}
+	h.Mode = uint32(o.Mode.Perm())
+	h.CreatedNano = time.Now().UnixNano()
+	h.CreatorPID = uint32(os.Getpid())
+	h.Meta.Top.Store(g.HeapOff)
+	h.Checksum = layout.HeaderChecksum(h)
+	// Publish last: until Magic is stored nobody uses the region.
+	h.Magic.Store(layout.Magic)
+	s, err := attachMapping(name, obj, m, o)
+	if err != nil {
+		m.unmap()
+		return fail(err)
+	}
+	ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
+	return s, nil
+}
+
+func open(name string, o *Options) (*Store, error) {
+	if _, err := shmopen.Normalize(name); err != nil {
+		return nil, err
+	}
+	obj, err := openObject(name, o.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(o.InitTimeout)
+	for {
+		m, err := tryMap(obj, o)
+		if err == nil {
+			s, err := attachMapping(name, obj, m, o)
+			if err != nil {
+				m.unmap()
+				obj.file.Close()
+			}
+			return s, err
+		}
+		if !errors.Is(err, layout.ErrNotReady) {
+			obj.file.Close()
+			return nil, err
+		}
+		// Being created by another process, or its creator died, or it is
+		// not a store at all. Wait while the creator holds the init lock,
+		// up to InitTimeout.
+		creating, _ := ofdHeld(obj.fd(), layout.InitLockByte)
+		if time.Now().After(deadline) {
+			obj.file.Close()
+			if creating {
+				return nil, fmt.Errorf("%w: still being created after %v", ErrIncompatible, o.InitTimeout)
+			}
+			return nil, fmt.Errorf("%w: not a shmkv store, or its creator died before finishing (header is empty); remove it with `shmkv rm`", ErrIncompatible)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// tryMap maps the object if its header is ready, and validates it.
+func tryMap(obj *object, o *Options) (*mapping, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(obj.fd(), &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: obj.path, Err: err}
+	}
+	if st.Size < layout.HeaderSize {
+		return nil, layout.ErrNotReady
+	}
+	// A sparse store is mapped MAP_NORESERVE in every process, or mapping
+	// it on hugetlbfs would try to reserve every page. Peek at its flags.
+	var peek [32]byte
+	if _, err := unix.Pread(obj.fd(), peek[:], 0); err != nil {
+		return nil, &os.PathError{Op: "pread", Path: obj.path, Err: err}
+	}
+	noReserve := binary.LittleEndian.Uint32(peek[24:])&layout.FlagNoReserve != 0
+	m, err := mapObject(obj, st.Size, o.ReadOnly, noReserve)
+	if err != nil {
+		return nil, err
+	}
+	h := headerOf(offsetptr.NewRegion(m.data))
+	if err := layout.Validate(h, uint64(st.Size)); err != nil {
+		m.unmap()
+		return nil, err
+	}
+	return m, nil
+}
+
+// attachMapping finishes opening: options, process slot, recovery check.
+func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, error) {
+	r := offsetptr.NewRegion(m.data)
+	h := headerOf(r)
+	s := &Store{
+		name: name, obj: obj, m: m, r: r, hdr: h,
+		geo:         h.Geometry(),
+		flags:       h.Flags,
+		huge:        HugePages(h.HugePages),
+		readOnly:    o.ReadOnly,
+		lockTimeout: o.LockTimeout,
+	}
+	s.mask = s.geo.NumBuckets - 1
+	if s.huge == HugeTransparent {
+		// Advice, not a promise: shmem_enabled decides; Stats reports.
+		unix.Madvise(m.data, unix.MADV_HUGEPAGE)
+	}
+	if o.Populate || s.flags&layout.FlagPopulate != 0 {
+		if err := m.populate(o.ReadOnly); err != nil {
+			return nil, err
+		}
+		s.populated = true
+	}
+	if o.Lock || s.flags&layout.FlagLock != 0 {
+		if err := m.lock(); err != nil {
+			return nil, err
+		}
+		s.locked = true
+	}
+	if !o.ReadOnly {
+		if err := s.attach(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Name is the name the store was opened with.
+func (s *Store) Name() string { return s.name }
+
+// Path is the object's path in the file system (/dev/shm/NAME, or on a
+// hugetlbfs mount).
+func (s *Store) Path() string { return s.obj.path }
+
+// Close unmaps the store and detaches this Store from it, after operations
+// in flight on other goroutines finish. The store itself stays for others.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	s.detach()
+	err := s.m.unmap()
+	if cerr := s.obj.file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// enter starts an operation; it fails once the Store is closed.
+func (s *Store) enter() error {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) exit() { s.life.RUnlock() }
+
+// headerOf is the region's header. REQUIRES: the mapping holds at least
+// layout.HeaderSize bytes, which every caller has checked.
+func headerOf(r offsetptr.Region) *layout.Header {
+	h, err := offsetptr.Base[layout.Header](r)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
