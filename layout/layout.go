@@ -89,8 +89,8 @@ type Header struct {
 	_           [ChecksumOff - 116]byte
 	Checksum    uint64 // 248: xxhash64 of bytes [8, 248)
 
-	Lock      Lock                    // 256
-	Meta      Meta                    // 320
+	Lock      Lock                      // 256
+	Meta      Meta                      // 320
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
 	_         [HeaderSize - FreeListsOff - NumClasses*8]byte
 }
@@ -166,13 +166,13 @@ const (
 // Intent is one publication of a committed transaction: an atomic store of
 // New into the index slot at Slot, replacing Old (whose block is then freed).
 type Intent struct {
-	Kind   uint32 // 0
-	_      uint32
-	Slot   uint64 // 8: offset of the slot word
-	Old    uint64 // 16
-	New    uint64 // 24
-	Home   uint64 // 32: home bucket of the key, for Overflow bookkeeping on delete
-	_      [24]byte
+	Kind uint32 // 0
+	_    uint32
+	Slot uint64 // 8: offset of the slot word
+	Old  uint64 // 16
+	New  uint64 // 24
+	Home uint64 // 32: home bucket of the key, for Overflow bookkeeping on delete
+	_    [24]byte
 }
 
 // Undo kinds, kept in the low bits of Undo.Off (words are 8-aligned).

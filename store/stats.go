@@ -70,8 +70,8 @@ func (s *Store) Stats() Stats {
 	st := Stats{
 		Name: s.name, Path: s.obj.path, Version: layout.Version,
 		Size: int64(g.Size), HeapSize: int64(g.HeapSize),
-		Entries:    int(min(h.Meta.Count.Load(), g.MaxEntries)),
-		MaxEntries: int(g.MaxEntries),
+		Entries:       int(min(h.Meta.Count.Load(), g.MaxEntries)),
+		MaxEntries:    int(g.MaxEntries),
 		KeyValueBytes: int64(h.Meta.KVBytes.Load()),
 		BlockBytes:    int64(h.Meta.BlockUsed.Load()),
 		FreeListBytes: int64(h.Meta.FreeBytes.Load()),
