@@ -1,0 +1,239 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/shmkv/shmkv/layout"
+)
+
+// writeObject puts raw bytes in /dev/shm under a test name.
+func writeObject(t *testing.T, data []byte) string {
+	name := testName(t)
+	if err := os.WriteFile(ShmDir+"/"+name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestForeignObjects(t *testing.T) {
+	short := &Options{InitTimeout: 50 * time.Millisecond}
+	junk := bytes.Repeat([]byte("not a store "), 1000)
+	cases := []struct {
+		what string
+		data []byte
+		want error
+	}{
+		{"text", junk, ErrIncompatible},
+		{"zeros", make([]byte, 1<<20), ErrIncompatible},
+		{"empty", nil, ErrIncompatible},
+		{"tiny", []byte("SHMKV"), ErrIncompatible},
+	}
+	for _, c := range cases {
+		name := writeObject(t, c.data)
+		_, err := Open(name, short)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: Open = %v, want %v", c.what, err, c.want)
+		}
+		t.Logf("%s: %v", c.what, err)
+		got, _ := os.ReadFile(ShmDir + "/" + name)
+		if !bytes.Equal(got, c.data) {
+			t.Errorf("%s: Open changed the object", c.what)
+		}
+		if _, err := OpenOrCreate(name, short); !errors.Is(err, c.want) {
+			t.Errorf("%s: OpenOrCreate = %v, want %v (and never re-initialise)", c.what, err, c.want)
+		}
+	}
+}
+
+// damageHeader copies a valid store's bytes, lets f damage the copy, and
+// returns the copy's name.
+func damagedCopy(t *testing.T, f func(h *layout.Header, b []byte)) string {
+	s := newStore(t, &Options{Size: 1 << 20})
+	s.Put([]byte("k"), []byte("v"))
+	b := append([]byte(nil), s.Mapping()...)
+	name := writeObject(t, b)
+	o, err := Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(o.Header(), o.Mapping())
+	o.Close()
+	return name
+}
+
+func TestVersionAndChecksum(t *testing.T) {
+	newer := damagedCopy(t, func(h *layout.Header, _ []byte) {
+		h.Version++
+		h.Checksum = layout.HeaderChecksum(h)
+	})
+	if _, err := Open(newer, nil); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("newer version: %v", err)
+	} else {
+		t.Log(err)
+	}
+	bad := damagedCopy(t, func(h *layout.Header, _ []byte) { h.HeapSize-- })
+	if _, err := Open(bad, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("checksum mismatch: %v", err)
+	} else {
+		t.Log(err)
+	}
+}
+
+// TestCheckFindsDamage damages one invariant at a time and expects Check to
+// name it.
+func TestCheckFindsDamage(t *testing.T) {
+	cases := []struct {
+		what   string
+		damage func(s *Store)
+		want   string
+	}{
+		{"count", func(s *Store) { s.hdr.Meta.Count.Add(1) }, "count"},
+		{"overflow", func(s *Store) { s.bucket(3).Overflow.Add(1) }, "overflow"},
+		{"slot outside heap", func(s *Store) {
+			s.bucket(0).Slots[0].Store(layout.SlotWord(1, s.geo.HeapOff-16))
+		}, "not a live entry"},
+		{"entry seq", func(s *Store) {
+			s.Range(func(k, _ []byte) bool {
+				p, _ := s.find(k)
+				p.entry.Seq.Add(1)
+				return false
+			})
+		}, "free block"},
+		{"free list", func(s *Store) { s.hdr.FreeLists[5].Store(s.geo.HeapOff + 8) }, "free list 5"},
+	}
+	for _, c := range cases {
+		t.Run(c.what, func(t *testing.T) {
+			s, err := Create(testName(t), &Options{Size: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := range 50 {
+				s.Put([]byte(fmt.Sprint(i)), []byte("value"))
+			}
+			s.Delete([]byte("3"))
+			if err := s.Check(); err != nil {
+				t.Fatalf("before damage: %v", err)
+			}
+			c.damage(s)
+			err = s.Check()
+			if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
+				t.Fatalf("Check = %v, want ErrCorrupt mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestRandomDamageNeverCrashes scribbles over the index, heap and journal
+// and runs every operation: each may fail, none may crash or hang.
+func TestRandomDamageNeverCrashes(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for round := range 40 {
+		s, err := Create(testName(t), &Options{Size: 512 << 10, LockTimeout: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200 {
+			s.Put([]byte(fmt.Sprint(i)), bytes.Repeat([]byte{'x'}, rng.IntN(100)))
+		}
+		for i := range 30 {
+			s.Delete([]byte(fmt.Sprint(i * 3)))
+		}
+		b := s.Mapping()
+		g := s.geo
+		top := s.hdr.Meta.Top.Load()
+		for range 1 + rng.IntN(20) {
+			var at uint64
+			switch rng.IntN(4) {
+			case 0: // index
+				at = g.IndexOff + rng.Uint64N(g.NumBuckets*layout.BucketSize)
+			case 1, 2: // heap in use
+				at = g.HeapOff + rng.Uint64N(top-g.HeapOff)
+			case 3: // meta, free lists, journal
+				if rng.IntN(2) == 0 {
+					at = layout.MetaOff + rng.Uint64N(layout.HeaderSize-layout.MetaOff)
+				} else {
+					at = g.JournalOff + rng.Uint64N(4096)
+				}
+			}
+			b[at] = byte(rng.Uint32())
+		}
+		if round%2 == 0 {
+			s.journal().State.Store(uint32(rng.IntN(4)))
+			s.journal().NumUndo.Store(uint32(rng.IntN(100)))
+		}
+		for i := range 300 {
+			k := []byte(fmt.Sprint(rng.IntN(250)))
+			switch i % 5 {
+			case 0:
+				s.Put(k, []byte("new"))
+			case 1:
+				s.Delete(k)
+			case 2:
+				s.CompareAndSwap(k, nil, []byte("c"))
+			default:
+				s.Get(k)
+			}
+		}
+		s.Range(func(k, v []byte) bool { return true })
+		s.Check()
+		s.Stats()
+		s.Close()
+	}
+}
+
+// TestDeadHolderTakenOver unmaps and closes a Store while it holds the
+// writer lock, which drops its OFD lock as the kernel does when a process
+// dies (the mapping holds the open file description too), and checks another Store takes the lock over within LockTimeout
+// and repairs the half-done transaction.
+func TestDeadHolderTakenOver(t *testing.T) {
+	a, err := Create(testName(t), &Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Put([]byte("k"), []byte("before"))
+	b, err := Open(a.Name(), &Options{LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	// a starts a put and "dies" in the middle of it.
+	if err := a.lockWriter(); err != nil {
+		t.Fatal(err)
+	}
+	tx := a.begin()
+	if err := tx.put([]byte("k"), []byte("half-done"), condNone, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.m.unmap()
+	a.obj.file.Close()
+	a.closed = true
+	if h := b.Stats().Writer; !h.Held || h.Alive {
+		t.Fatalf("lock holder %+v, want held by a dead Store", h)
+	}
+	start := time.Now()
+	if err := b.Put([]byte("k2"), []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("take-over took %v", d)
+	}
+	if v, _ := b.Get([]byte("k")); string(v) != "before" {
+		t.Fatalf("uncommitted put left %q, want the old value", v)
+	}
+	if st := b.Stats(); st.TakeOvers != 1 || st.Recoveries != 1 {
+		t.Fatalf("take-overs %d, recoveries %d; want 1 and 1", st.TakeOvers, st.Recoveries)
+	}
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
