@@ -122,4 +122,3 @@ func killed(err error) bool {
 	var ee *exec.ExitError
 	return errors.As(err, &ee) && strings.Contains(ee.String(), "killed")
 }
-

@@ -219,4 +219,3 @@ func TestPermissionDenied(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
-
