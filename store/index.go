@@ -147,6 +147,7 @@ type place struct {
 func (s *Store) find(key []byte) (place, error) {
 	p := place{h: hashKey(key)}
 	p.tag = layout.Tag(p.h)
+	absent := false // proven absent; still looking for a free slot
 	for d := uint64(0); d < layout.MaxProbe; d++ {
 		boff := s.bucketOff(p.h + d)
 		b := s.bucket(p.h + d)
@@ -158,7 +159,7 @@ func (s *Store) find(key []byte) (place, error) {
 				}
 				continue
 			}
-			if layout.SlotTag(w) != p.tag {
+			if absent || layout.SlotTag(w) != p.tag {
 				continue
 			}
 			e, err := s.entryAt(layout.SlotOffset(w))
@@ -174,6 +175,11 @@ func (s *Store) find(key []byte) (place, error) {
 			}
 		}
 		if b.Overflow.Load() == 0 {
+			// No key probed past this bucket: ours is absent. Go on only to
+			// find a free slot for it.
+			absent = true
+		}
+		if absent && p.slot != 0 {
 			return p, nil
 		}
 	}

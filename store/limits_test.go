@@ -308,3 +308,35 @@ func TestTransparentHugePages(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexFillsToMaxEntries fills the index to its capacity: every put
+// must find a slot, including those whose home bucket is full while no key
+// has yet probed past it.
+func TestIndexFillsToMaxEntries(t *testing.T) {
+	const n = 20000
+	s := newStore(t, &Options{Size: 8 << 20, MaxEntries: n})
+	for i := range n {
+		if err := s.Put([]byte(fmt.Sprintf("key-%d", i)), []byte("v")); err != nil {
+			t.Fatalf("put %d of %d: %v", i, n, err)
+		}
+	}
+	for i := range n {
+		if _, err := s.Get([]byte(fmt.Sprintf("key-%d", i))); err != nil {
+			t.Fatalf("get %d: %v", i, err)
+		}
+	}
+	// Delete half and put them back: probe counts go down and up again.
+	for i := 0; i < n; i += 2 {
+		if err := s.Delete([]byte(fmt.Sprintf("key-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		if err := s.Put([]byte(fmt.Sprintf("key-%d", i)), []byte("again")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// The workload of the performance targets: 100,000 keys of 16 bytes,
+// values of 100 bytes (and 1 KiB), uniform random keys. The baseline is a
+// map[string][]byte behind a sync.RWMutex with the same semantics: a get
+// copies the value out, a put copies it in.
+
+const benchKeys = 100_000
+
+func benchKey(i int) []byte {
+	k := make([]byte, 16)
+	binary.LittleEndian.PutUint64(k, uint64(i)*0x9E3779B97F4A7C15)
+	binary.LittleEndian.PutUint64(k[8:], uint64(i))
+	return k
+}
+
+type mapBaseline struct {
+	mu sync.RWMutex
+	m  map[string][]byte
+}
+
+func (b *mapBaseline) get(dst, k []byte) ([]byte, bool) {
+	b.mu.RLock()
+	v, ok := b.m[string(k)]
+	dst = append(dst, v...)
+	b.mu.RUnlock()
+	return dst, ok
+}
+
+func (b *mapBaseline) put(k, v []byte) {
+	b.mu.Lock()
+	old := b.m[string(k)]
+	if cap(old) >= len(v) {
+		b.m[string(k)] = append(old[:0], v...)
+	} else {
+		b.m[string(k)] = append([]byte(nil), v...)
+	}
+	b.mu.Unlock()
+}
+
+func keysAndOrder(b *testing.B) ([][]byte, []int) {
+	keys := make([][]byte, benchKeys)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	order := make([]int, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range order {
+		order[i] = rng.IntN(benchKeys)
+	}
+	return keys, order
+}
+
+func benchStore(b *testing.B, valSize int) (*Store, [][]byte, []int) {
+	s := newStore(b, &Options{Size: int64(benchKeys) * int64(valSize+64) * 2})
+	keys, order := keysAndOrder(b)
+	v := make([]byte, valSize)
+	for _, k := range keys {
+		if err := s.Put(k, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, keys, order
+}
+
+func benchMap(valSize int) (*mapBaseline, [][]byte, []int) {
+	m := &mapBaseline{m: make(map[string][]byte, benchKeys)}
+	keys, order := keysAndOrder(nil)
+	for _, k := range keys {
+		m.put(k, make([]byte, valSize))
+	}
+	return m, keys, order
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	for _, vs := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("shmkv/%dB", vs), func(b *testing.B) {
+			s, keys, order := benchStore(b, vs)
+			buf := make([]byte, 0, vs)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var err error
+				if buf, err = s.GetAppend(buf[:0], keys[order[i&(len(order)-1)]]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("map/%dB", vs), func(b *testing.B) {
+			m, keys, order := benchMap(vs)
+			buf := make([]byte, 0, vs)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				buf, _ = m.get(buf[:0], keys[order[i&(len(order)-1)]])
+			}
+		})
+	}
+}
+
+func BenchmarkGetMiss(b *testing.B) {
+	miss := make([][]byte, 1024)
+	for i := range miss {
+		miss[i] = benchKey(benchKeys + 1 + i)
+	}
+	b.Run("shmkv", func(b *testing.B) {
+		s, _, order := benchStore(b, 100)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := s.GetAppend(nil, miss[order[i&(len(order)-1)]&1023]); err != ErrNotFound {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m, _, order := benchMap(100)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			m.get(nil, miss[order[i&(len(order)-1)]&1023])
+		}
+	})
+}
+
+func BenchmarkPutOverwrite(b *testing.B) {
+	v := make([]byte, 100)
+	b.Run("shmkv", func(b *testing.B) {
+		s, keys, order := benchStore(b, 100)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := s.Put(keys[order[i&(len(order)-1)]], v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m, keys, order := benchMap(100)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			m.put(keys[order[i&(len(order)-1)]], v)
+		}
+	})
+}
