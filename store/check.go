@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/shmkv/shmkv/layout"
 )
@@ -20,11 +21,13 @@ import (
 // every live block is named by exactly one index slot; each slot's tag and
 // place fit its key's hash; every bucket's Overflow equals the number of
 // keys that probe past it; the counts in Meta match what is there.
-func (s *Store) Check() error {
+func (s *Store) Check() (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catchFault(&err)
 	if s.readOnly {
 		return s.check() // no lock without a slot: best effort
 	}

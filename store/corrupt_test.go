@@ -237,3 +237,34 @@ func TestDeadHolderTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTruncatedObject shrinks the object under an open Store, as a hostile
+// or careless process could: reads and writes of the lost pages fault, and
+// the Store must report that, not die of SIGBUS.
+func TestTruncatedObject(t *testing.T) {
+	s := newStore(t, &Options{Size: 4 << 20})
+	for i := range 1000 {
+		s.Put([]byte(fmt.Sprint(i)), bytes.Repeat([]byte("v"), 500))
+	}
+	if err := os.Truncate(s.Path(), 8192); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Get([]byte("999"))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get from a truncated object: %v, want ErrCorrupt", err)
+	}
+	t.Log(err)
+	if err := s.Put([]byte("new"), []byte("v")); err == nil {
+		t.Fatal("Put into a truncated object succeeded")
+	}
+	if err := s.Range(func(k, v []byte) bool { return true }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Range over a truncated object: %v", err)
+	}
+	if err := s.Check(); err == nil {
+		t.Fatal("Check of a truncated object passed")
+	}
+	if err := os.Truncate(s.Path(), 4<<20); err != nil { // let the cleanup Check run on zeros
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -8,6 +8,7 @@ package store
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/shmkv/shmkv/layout"
@@ -15,6 +16,25 @@ import (
 )
 
 func yield() { runtime.Gosched() }
+
+// catchFault turns a memory fault in the mapping into ErrCorrupt. Reading a
+// page the object no longer has (someone truncated it) raises SIGBUS; with
+// panic-on-fault set for the call, that is a panic recovered here instead of
+// the death of the process. REQUIRES: deferred directly by the operation.
+func catchFault(err *error) {
+	if r := recover(); r != nil {
+		*err = faultError(r, ErrCorrupt)
+	}
+}
+
+// faultError describes a recovered fault as class, or re-panics a panic
+// that is not a memory fault (this process's own bug).
+func faultError(r any, class error) error {
+	if _, fault := r.(interface{ Addr() uintptr }); !fault {
+		panic(r)
+	}
+	return fmt.Errorf("%w: memory fault in the store's mapping (object truncated, or %s full under NoReserve): %v", class, ShmDir, r)
+}
 
 // Get returns a copy of key's value, or ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) {
@@ -27,11 +47,13 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // GetAppend appends key's value to dst and returns the extended slice, or
 // dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
-func (s *Store) GetAppend(dst, key []byte) ([]byte, error) {
+func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
 	if err := s.enter(); err != nil {
 		return dst, err
 	}
 	defer s.exit()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catchFault(&err)
 	out, found, err := s.lookup(key, dst)
 	if err != nil {
 		return dst, err
@@ -43,11 +65,13 @@ func (s *Store) GetAppend(dst, key []byte) ([]byte, error) {
 }
 
 // Has reports whether key is in the store.
-func (s *Store) Has(key []byte) (bool, error) {
+func (s *Store) Has(key []byte) (_ bool, err error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
 	defer s.exit()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catchFault(&err)
 	var buf [64]byte
 	_, found, err := s.lookup(key, buf[:0])
 	return found, err
@@ -68,11 +92,13 @@ func (s *Store) Len() int {
 // most once, and a key present throughout Range is seen, but keys put or
 // deleted while it runs may or may not be. key and value are fresh copies
 // fn may keep. fn may call the Store's other methods.
-func (s *Store) Range(fn func(key, value []byte) bool) error {
+func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer catchFault(&err)
 	for bi := range s.geo.NumBuckets {
 		b := s.bucket(bi)
 		for i := range b.Slots {

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -34,11 +33,6 @@ const (
 	futexWait = 0
 	futexWake = 1
 )
-
-func futex(w *atomic.Uint32, op int, val uint32, timeout *unix.Timespec) {
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), uintptr(op), uintptr(val),
-		uintptr(unsafe.Pointer(timeout)), 0, 0)
-}
 
 // lockWriter takes the writer lock. REQUIRES: s.wmu held, so at most one
 // goroutine of this Store is here.

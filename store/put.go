@@ -85,24 +85,34 @@ func (s *Store) update(fn func(t *txn) error) (err error) {
 	defer s.exit()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// A write to a page the kernel cannot back (a sparse store when
+	// /dev/shm is full, or an object truncated by someone) raises SIGBUS;
+	// with panic-on-fault it becomes a panic, which the deferred functions
+	// below turn into a repair from the journal and an error.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var repairErr error
+	defer func() {
+		if r := recover(); r != nil {
+			class := ErrCorrupt
+			if s.flags&layout.FlagNoReserve != 0 {
+				class = ErrFull
+			}
+			err = faultError(r, class)
+			if repairErr != nil {
+				err = fmt.Errorf("%w; repair failed: %w", err, repairErr)
+			}
+		}
+	}()
 	if err := s.lockWriter(); err != nil {
 		return err
 	}
 	defer s.unlockWriter()
-	// A write to a page the kernel cannot back (a sparse store when
-	// /dev/shm is full, or an object truncated by someone) raises SIGBUS;
-	// turn it into a panic here, repair from the journal, and report it.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			rerr := s.repairAfterPanic()
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			err = fmt.Errorf("%w: memory fault writing the store (is %s full, or was the object truncated?): %v", ErrFull, ShmDir, r)
-			if rerr != nil {
-				err = fmt.Errorf("%w; repair failed: %w", err, rerr)
-			}
+			// Roll the abandoned transaction back (or forward) while we still
+			// hold the lock, then let the fault reach the handler above.
+			repairErr = s.repairAfterPanic()
+			panic(r)
 		}
 	}()
 	t := s.begin()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
-	"unsafe"
 
 	"github.com/shmkv/shmkv/layout"
 )
@@ -99,7 +98,7 @@ func (s *Store) Stats() Stats {
 		index := float64(g.NumBuckets * layout.BucketSize)
 		st.OverheadPerEntry = (float64(st.BlockBytes-st.KeyValueBytes) + index) / float64(st.Entries)
 	}
-	st.HugePageBytes = hugeMapped(uintptr(unsafe.Pointer(unsafe.SliceData(s.m.data))))
+	st.HugePageBytes = hugeMapped(s.m.addr())
 	st.Backing = s.backing(st.HugePageBytes)
 	st.Writer = s.lockHolder()
 	for i := range layout.NumSlots {

@@ -1,0 +1,24 @@
+package store
+
+// All of package store's direct use of unsafe is here: the futex system
+// call, which takes the address of the lock word, and the mapping's address
+// for /proc/self/smaps. Links inside the region go through offsetptr.
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// futex calls futex(2) on a word of the shared mapping. The operation is
+// never FUTEX_PRIVATE_FLAG: the kernel keys a shared mapping's futex on the
+// object and offset, so processes that map the store at different addresses
+// wait and wake on the same word.
+func futex(w *atomic.Uint32, op int, val uint32, timeout *unix.Timespec) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), uintptr(op), uintptr(val),
+		uintptr(unsafe.Pointer(timeout)), 0, 0)
+}
+
+// addr is where the mapping starts in this process.
+func (m *mapping) addr() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) }
