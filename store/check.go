@@ -37,6 +37,9 @@ func (s *Store) Check() (err error) {
 		return err
 	}
 	defer s.unlockWriter()
+	if err := s.repairIfNeeded(); err != nil {
+		return err
+	}
 	return s.check()
 }
 

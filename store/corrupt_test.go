@@ -256,6 +256,11 @@ func TestTruncatedObject(t *testing.T) {
 	t.Log(err)
 	if err := s.Put([]byte("new"), []byte("v")); err == nil {
 		t.Fatal("Put into a truncated object succeeded")
+	} else {
+		t.Log(err)
+	}
+	if w := s.hdr.Lock.Word.Load(); w != 0 {
+		t.Fatalf("a failed Put left the writer lock held (%#x)", w)
 	}
 	if err := s.Range(func(k, v []byte) bool { return true }); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Range over a truncated object: %v", err)

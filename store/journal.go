@@ -256,6 +256,16 @@ func (s *Store) checkIntent(it *layout.Intent) error {
 	return nil
 }
 
+// repairIfNeeded repairs the region if the previous holder of the writer
+// lock died mid-transaction (we took the lock over, or our own write path
+// faulted): the journal says so. REQUIRES: the writer lock.
+func (s *Store) repairIfNeeded() error {
+	if s.journal().State.Load() == layout.JournalIdle {
+		return nil
+	}
+	return s.recoverJournal()
+}
+
 // recoverJournal repairs the region after a writer died mid-transaction.
 // REQUIRES: the writer lock.
 func (s *Store) recoverJournal() error {

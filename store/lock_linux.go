@@ -36,22 +36,13 @@ const (
 
 // lockWriter takes the writer lock. REQUIRES: s.wmu held, so at most one
 // goroutine of this Store is here.
+// The caller then runs repairIfNeeded before touching anything else.
 func (s *Store) lockWriter() error {
 	w := &s.hdr.Lock.Word
-	if !w.CompareAndSwap(0, s.ident) {
-		if err := s.lockSlow(w); err != nil {
-			return err
-		}
+	if w.CompareAndSwap(0, s.ident) {
+		return nil
 	}
-	// Whoever held the lock before may have died mid-transaction (we took
-	// the lock over, or our own write path faulted): the journal says so.
-	if s.journal().State.Load() != layout.JournalIdle {
-		if err := s.recoverJournal(); err != nil {
-			s.unlockWriter()
-			return err
-		}
-	}
-	return nil
+	return s.lockSlow(w)
 }
 
 func (s *Store) lockSlow(w *atomic.Uint32) error {

@@ -115,6 +115,9 @@ func (s *Store) update(fn func(t *txn) error) (err error) {
 			panic(r)
 		}
 	}()
+	if err := s.repairIfNeeded(); err != nil {
+		return err
+	}
 	t := s.begin()
 	if err := fn(t); err != nil {
 		t.rollback()
