@@ -90,7 +90,10 @@ func (s *Store) begin() *txn {
 	// INVARIANT: the counts are reset before State leaves Idle, so recovery
 	// never reads a previous transaction's records.
 	jh.State.Store(layout.JournalPrepare)
-	return &txn{s: s, jh: jh}
+	// NB: the txn lives in the Store (guarded by wmu) so a mutation
+	// allocates nothing.
+	s.tx = txn{s: s, jh: jh}
+	return &s.tx
 }
 
 // undoRoom reports whether n more records fit the log.

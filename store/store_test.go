@@ -138,3 +138,18 @@ func TestCreateOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroAllocs pins the allocation-free paths: GetAppend into a buffer
+// with room, and Put of an existing key.
+func TestZeroAllocs(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	k, v := []byte("key"), bytes.Repeat([]byte("v"), 100)
+	s.Put(k, v)
+	buf := make([]byte, 0, 128)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = s.GetAppend(buf[:0], k) }); n != 0 {
+		t.Errorf("GetAppend: %v allocations per call", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.Put(k, v) }); n != 0 {
+		t.Errorf("Put: %v allocations per call", n)
+	}
+}
