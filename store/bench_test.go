@@ -152,3 +152,25 @@ func BenchmarkPutOverwrite(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkUpdateBatch reports ns per mutation for batches of 100
+// overwrites, against the baseline's single put (BenchmarkPutOverwrite/map).
+func BenchmarkUpdateBatch(b *testing.B) {
+	v := make([]byte, 100)
+	s, keys, order := benchStore(b, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 100 {
+		err := s.Update(func(bt *Batch) error {
+			for j := i; j < i+100 && j < b.N; j++ {
+				if err := bt.Put(keys[order[j&(len(order)-1)]], v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

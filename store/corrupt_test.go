@@ -100,7 +100,7 @@ func TestCheckFindsDamage(t *testing.T) {
 		}, "not a live entry"},
 		{"entry seq", func(s *Store) {
 			s.Range(func(k, _ []byte) bool {
-				p, _ := s.find(k)
+				p, _ := s.find(k, hashKey(k), nil)
 				p.entry.Seq.Add(1)
 				return false
 			})

@@ -140,12 +140,49 @@ type place struct {
 	word   uint64 // the slot's current word (0 if empty)
 	entry  *layout.Entry
 	probed uint64 // buckets between the home bucket and slot's bucket
+	// deleted: the key's slot is vacated by a delete planned in this
+	// batch; a re-insert of the key reuses it.
+	deleted bool
 }
 
-// find locates key for a writer. REQUIRES: the writer lock, so nothing
-// changes underneath. With no free slot in reach, slot is 0.
-func (s *Store) find(key []byte) (place, error) {
-	p := place{h: hashKey(key)}
+// find locates key for a writer, as it will be once the transaction's
+// planned intents are published. With no free slot in reach, slot is 0.
+func (t *txn) find(key []byte) (place, error) {
+	h := hashKey(key)
+	b := t.batch
+	if b == nil {
+		return t.s.find(key, h, nil)
+	}
+	s := t.s
+	for i := b.byHash[h]; i != 0; i = b.chain[i-1] {
+		it := s.intentRec(i - 1)
+		w := it.New
+		if w == 0 {
+			w = it.Old // a delete: the key is in the entry it removes
+		}
+		e, err := s.entryAt(layout.SlotOffset(w))
+		if err != nil {
+			return place{}, err
+		}
+		if !bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
+			continue
+		}
+		p := place{h: h, tag: layout.Tag(h), slot: it.Slot, probed: (s.bucketOfSlot(it.Slot) - h) & s.mask}
+		if it.New != 0 {
+			p.found, p.word, p.entry = true, it.New, e
+		} else {
+			p.deleted = true
+		}
+		return p, nil
+	}
+	return s.find(key, h, b.slots)
+}
+
+// find locates key (whose hash is h) in the region, skipping the empty
+// slots in reserved. REQUIRES: the writer lock, so nothing changes
+// underneath.
+func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, error) {
+	p := place{h: h}
 	p.tag = layout.Tag(p.h)
 	absent := false // proven absent; still looking for a free slot
 	for d := uint64(0); d < layout.MaxProbe; d++ {
@@ -154,7 +191,7 @@ func (s *Store) find(key []byte) (place, error) {
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
-				if p.slot == 0 {
+				if p.slot == 0 && !reserved[slotOff(boff, i)] {
 					p.slot, p.probed = slotOff(boff, i), d
 				}
 				continue

@@ -48,6 +48,26 @@ type txn struct {
 	jh       *layout.JournalHeader
 	nUndo    uint32
 	nIntents uint32
+	inserts  int64 // keys planned in, less keys planned out
+
+	// In a batch (batch != nil), the intents planned so far by key hash,
+	// so that a mutation sees the effect of earlier ones, and the slots
+	// they took. See txn.find.
+	batch *batchIndex
+}
+
+// batchIndex finds a batch's planned intents. Its maps are kept in the
+// Store and cleared per batch, so a batch allocates nothing once warm.
+type batchIndex struct {
+	byHash map[uint64]uint32 // key hash -> 1 + index of the latest intent for such a key
+	chain  []uint32          // chain[i]: 1 + index of the previous intent with the same hash, or 0
+	slots  map[uint64]bool   // slots the intents publish into
+}
+
+func (b *batchIndex) reset() {
+	clear(b.byHash)
+	clear(b.slots)
+	b.chain = b.chain[:0]
 }
 
 func (s *Store) journal() *layout.JournalHeader {
@@ -127,11 +147,16 @@ func (t *txn) add(off uint64, d int64) {
 }
 
 // addIntent records a publication to perform at commit.
-func (t *txn) addIntent(kind uint32, slotOff, old, new, home uint64) {
+func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
-	*it = layout.Intent{Kind: kind, Slot: slotOff, Old: old, New: new, Home: home}
+	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.h & t.s.mask}
 	t.nIntents++
 	t.jh.NumIntents.Store(t.nIntents)
+	if b := t.batch; b != nil {
+		b.chain = append(b.chain, b.byHash[p.h])
+		b.byHash[p.h] = t.nIntents
+		b.slots[p.slot] = true
+	}
 }
 
 func (t *txn) intentRoom() bool { return t.nIntents < t.s.geo.MaxIntents }

@@ -145,7 +145,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
 		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
 	}
-	p, err := s.find(key)
+	p, err := t.find(key)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		if p.slot == 0 {
 			return fmt.Errorf("%w: no free index slot within %d buckets of the key's home", ErrFull, layout.MaxProbe)
 		}
-		if n := s.hdr.Meta.Count.Load(); n >= s.geo.MaxEntries {
+		if n := int64(s.hdr.Meta.Count.Load()) + t.inserts; n >= int64(s.geo.MaxEntries) {
 			return fmt.Errorf("%w: %d entries, the most this store's index holds", ErrFull, n)
 		}
 	}
@@ -186,13 +186,16 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	// commit publishes it.
 	e.Seq.Add(1)
 	faultPoint("filled")
-	home := p.h & s.mask
 	w := layout.SlotWord(p.tag, off)
 	if p.found {
-		t.addIntent(layout.IntentOverwrite, p.slot, p.word, w, home)
+		t.addIntent(layout.IntentOverwrite, &p, w)
 	} else {
-		t.probe(home, p.probed)
-		t.addIntent(layout.IntentInsert, p.slot, 0, w, home)
+		// Also when re-inserting a key deleted earlier in the batch: that
+		// delete's apply lowers the counts its probe raised.
+		t.probe(p.h&s.mask, p.probed)
+		p.word = 0
+		t.addIntent(layout.IntentInsert, &p, w)
+		t.inserts++
 	}
 	faultPoint("intent")
 	return nil
@@ -207,7 +210,7 @@ func (t *txn) del(key, old []byte) error {
 	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
 		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
 	}
-	p, err := s.find(key)
+	p, err := t.find(key)
 	if err != nil {
 		return err
 	}
@@ -217,7 +220,8 @@ func (t *txn) del(key, old []byte) error {
 	if old != nil && !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
 		return errMismatch
 	}
-	t.addIntent(layout.IntentDelete, p.slot, p.word, 0, p.h&s.mask)
+	t.addIntent(layout.IntentDelete, &p, 0)
+	t.inserts--
 	faultPoint("intent")
 	return nil
 }

@@ -48,8 +48,9 @@ type Store struct {
 	closed bool
 	// wmu serializes this Store's writers, so the writer lock (whose word
 	// holds the Store's identity) is taken by one goroutine at a time.
-	wmu sync.Mutex
-	tx  txn // the transaction in progress; guarded by wmu
+	wmu   sync.Mutex
+	tx    txn        // the transaction in progress; guarded by wmu
+	batch batchIndex // reused by each Update; guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
 }

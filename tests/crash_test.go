@@ -28,6 +28,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 		{"put", []string{"replaced"}, "replaced"}, // overwrite
 		{"del", nil, ""},
 		{"cas", []string{"swapped", "v0"}, "swapped"},
+		{"batch", []string{"batched"}, "batched"},
 	}
 	before := map[string]bool{"alloc": true, "filled": true, "intent": true}
 	after := []string{"commit", "publish", "apply", "counts"}
@@ -51,6 +52,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				if m.op != "put" || m.newValue == "replaced" {
 					s.Put([]byte(key), []byte("v0"))
 				}
+				s.Put([]byte("victim"), []byte("x"))
 				old, oldErr := s.Get([]byte(key))
 				c := spawn(t, "mutate", append([]string{name, m.op, key}, m.args...), "SHMKV_FAULT="+p+":1")
 				err = c.wait(t, 10*time.Second)
@@ -80,6 +82,15 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				default:
 					if err != nil || string(v) != m.newValue {
 						t.Fatalf("killed after commit: %s = %q, %v; want %q", key, v, err, m.newValue)
+					}
+				}
+				if m.op == "batch" { // all five puts and the delete, or none
+					_, verr := s.Get([]byte("victim"))
+					for i := range 5 {
+						v, err := s.Get([]byte(fmt.Sprintf("%s#%d", key, i)))
+						if before[p] != (err != nil) || (err == nil && string(v) != m.newValue) || before[p] != (verr == nil) {
+							t.Fatalf("batch killed at %s: %s#%d = %q, %v; victim: %v", p, key, i, v, err, verr)
+						}
 					}
 				}
 				for i := range 20 {

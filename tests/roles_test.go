@@ -83,6 +83,18 @@ func runRole(role string, args []string) error {
 			err = s.Delete(k)
 		case "cas":
 			_, err = s.CompareAndSwap(k, []byte(args[4]), []byte(args[3]))
+		case "batch": // puts KEY=VALUE, KEY#i=VALUE for i < 5, deletes "victim"
+			err = s.Update(func(b *store.Batch) error {
+				for i := range 5 {
+					if err := b.Put([]byte(fmt.Sprintf("%s#%d", k, i)), []byte(args[3])); err != nil {
+						return err
+					}
+				}
+				if err := b.Delete([]byte("victim")); err != nil {
+					return err
+				}
+				return b.Put(k, []byte(args[3]))
+			})
 		}
 		if err != nil {
 			return err

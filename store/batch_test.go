@@ -1,0 +1,143 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestBatchSeesItsOwnWrites(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	s.Put([]byte("gone"), []byte("x"))
+	s.Put([]byte("counter"), []byte("1"))
+	err := s.Update(func(b *Batch) error {
+		for _, step := range []error{
+			b.Put([]byte("a"), []byte("1")),
+			b.Put([]byte("a"), []byte("2")), // overwrite of a planned insert
+			b.Delete([]byte("gone")),
+			b.Put([]byte("gone"), []byte("back")), // re-insert in the vacated slot
+			b.Put([]byte("tmp"), []byte("t")),
+			b.Delete([]byte("tmp")), // insert then delete: nothing
+		} {
+			if step != nil {
+				return step
+			}
+		}
+		if err := b.Delete([]byte("tmp")); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("second delete of tmp: %v", err)
+		}
+		v, err := b.Get([]byte("counter"))
+		if err != nil {
+			return err
+		}
+		if ok, err := b.CompareAndSwap([]byte("counter"), v, []byte("2")); !ok || err != nil {
+			return fmt.Errorf("CAS in batch: %v %v", ok, err)
+		}
+		if v, _ := b.Get([]byte("a")); string(v) != "2" {
+			return fmt.Errorf("batch Get of its own put: %q", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "2", "gone": "back", "counter": "2"}
+	if got := snapshot(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the batch: %v, want %v", got, want)
+	}
+}
+
+func TestBatchAllOrNothing(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	s.Put([]byte("k"), []byte("old"))
+	boom := errors.New("boom")
+	err := s.Update(func(b *Batch) error {
+		b.Put([]byte("k"), []byte("new"))
+		b.Put([]byte("other"), []byte("x"))
+		b.Delete([]byte("k"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v", err)
+	}
+	if got := snapshot(t, s); fmt.Sprint(got) != "map[k:old]" {
+		t.Fatalf("a failed batch changed the store: %v", got)
+	}
+	// Too many mutations for the journal: ErrTooLarge, nothing applied.
+	err = s.Update(func(b *Batch) error {
+		for i := 0; ; i++ {
+			if err := b.Put([]byte(fmt.Sprint(i)), []byte("v")); err != nil {
+				return err
+			}
+		}
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized batch: %v", err)
+	}
+	if s.Len() != 1 {
+		t.Fatalf("oversized batch left %d keys", s.Len())
+	}
+}
+
+// TestRandomBatchesAgainstMap applies random batches to the store and a
+// model and compares, then checks the region.
+func TestRandomBatchesAgainstMap(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	s := newStore(t, &Options{Size: 2 << 20})
+	model := map[string][]byte{}
+	for round := range 500 {
+		next := map[string][]byte{}
+		for k, v := range model {
+			next[k] = v
+		}
+		abort := rng.IntN(5) == 0
+		err := s.Update(func(b *Batch) error {
+			for range 1 + rng.IntN(8) {
+				k := fmt.Sprintf("k%d", rng.IntN(40))
+				if rng.IntN(3) == 0 {
+					err := b.Delete([]byte(k))
+					if _, had := next[k]; had != (err == nil) {
+						return fmt.Errorf("round %d delete %s: %v, model had it %v", round, k, err, had)
+					}
+					delete(next, k)
+				} else {
+					v := bytes.Repeat([]byte{byte(round)}, rng.IntN(200))
+					if err := b.Put([]byte(k), v); err != nil {
+						return err
+					}
+					next[k] = v
+				}
+			}
+			if abort {
+				return errors.New("abort")
+			}
+			return nil
+		})
+		if abort {
+			if err == nil {
+				t.Fatal("aborted batch returned nil")
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		} else {
+			model = next
+		}
+		if got := snapshot(t, s); len(got) != len(model) {
+			t.Fatalf("round %d: %d keys, model %d", round, len(got), len(model))
+		}
+		for k, v := range model {
+			if got, err := s.Get([]byte(k)); err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("round %d: %s = %q, %v; model %q", round, k, got, err, v)
+			}
+		}
+		if round%50 == 0 {
+			if err := s.Check(); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
