@@ -7,7 +7,7 @@
 // All integers are little-endian (the format is only ever read on the host
 // that wrote it, and shmkv builds for little-endian targets). Every link is an
 // offsetptr.Offset from the region's base, never an address, so each process
-// may map the region anywhere. Offsets of entries are 16-byte aligned.
+// may map the region anywhere. Offsets of entries are 8-byte aligned.
 //
 //	offset 0        +--------------------------------------------------+
 //	                | Header (4096 B)                                  |
@@ -24,9 +24,9 @@
 //	                | Intent x MaxIntents (64 B each)                  |
 //	                | Undo x MaxUndo (16 B each)                       |
 //	IndexOff        +--------------------------------------------------+
-//	                | Bucket x NumBuckets (64 B each, power of two)    |
+//	                | Bucket x NumBuckets (64 B each)                  |
 //	HeapOff         +--------------------------------------------------+
-//	                | blocks: Entry (16 B) + key + value, padded to 16 |
+//	                | blocks: header (12 B), key, value, padded to 8   |
 //	                | ... free blocks, then never-used space up to Size |
 //	Size            +--------------------------------------------------+
 //
@@ -42,9 +42,9 @@
 //
 // # Index
 //
-// A key's 64-bit xxhash picks its home bucket (low bits) and a 16-bit tag
-// (high bits). A Bucket is one cache line: an overflow count and 7 slots. A
-// slot is 0 when empty, else Tag<<48 | EntryOffset>>4. A key lives in the
+// A key's 64-bit xxhash picks its home bucket (layout.Home: the hash times
+// NumBuckets, high 64 bits) and a 16-bit tag (low bits). A Bucket is one cache line: an overflow count and 7 slots. A
+// slot is 0 when empty, else Tag<<48 | EntryOffset>>3. A key lives in the
 // first bucket of its probe sequence (home, home+1, ... modulo NumBuckets,
 // at most MaxProbe buckets) that had room when it was inserted, and never
 // moves. A bucket's Overflow counts the live keys whose probe passed it, so a
@@ -52,12 +52,16 @@
 //
 // # Entries and free blocks
 //
-// A block is an Entry header, the key, the value, and padding to 16 bytes.
+// A block is a 12-byte header (Seq, Size, KeyLen, Slack, Flags), the key,
+// the value, and Slack bytes of padding (to 8 bytes, or a remainder too
+// small to split off); at least 16 bytes. The value's length is
+// Size-12-KeyLen-Slack.
 // Entry.Seq is even while the block holds a published entry and odd while it
 // is free or being filled; it only ever grows, so a reader that sees the same
 // even Seq before and after copying a value knows the copy is whole. A free
 // block keeps Seq and Size and stores the offset of the next free block of
-// its class in place of KeyLen and ValLen.
+// its class in the 8 bytes at offset 8 (KeyLen, Slack, Flags and the
+// key's first four bytes when in use).
 //
 // # Journal
 //

@@ -28,24 +28,32 @@ type Geometry struct {
 	HeapSize   uint64
 }
 
-// UndoPerOp is the most undo records one mutation inside a transaction can
-// write: allocation (8), Overflow increments (MaxProbe) and, after the
-// commit, the free of the replaced block (8) and Overflow decrements
-// (MaxProbe).
-const UndoPerOp = 16 + 2*MaxProbe
+// Undo log sizing. One mutation writes at most UndoAlloc records to
+// allocate, one per bucket its key probes past (up to MaxProbe), and after
+// the commit UndoFree to free the block it replaces, one per bucket a
+// deleted key had probed past, and UndoCounts per transaction. The log
+// holds UndoPerOp records per intent on average, and always one mutation of
+// the worst case; each mutation checks its own need (store/journal.go).
+const (
+	UndoAlloc  = 6
+	UndoFree   = 4
+	UndoCounts = 3
+	UndoPerOp  = 24
+	UndoWorst  = UndoAlloc + UndoFree + UndoCounts + 2*MaxProbe
+)
 
 // ErrGeometry is returned by Plan for a size or capacity it cannot lay out.
 var ErrGeometry = errors.New("shmkv: cannot lay out a region")
 
 // Plan lays out a region of size bytes that indexes up to maxEntries entries
-// (0: one per 256 bytes of region).
+// (0: one per 128 bytes of region).
 func Plan(size, maxEntries uint64) (Geometry, error) {
 	if size < MinSize || size > MaxSize {
 		return Geometry{}, fmt.Errorf("%w: size %d bytes is outside [%d, %d]", ErrGeometry, size, uint64(MinSize), uint64(MaxSize))
 	}
 	size &^= EntryAlign - 1
 	if maxEntries == 0 {
-		maxEntries = size / 256
+		maxEntries = size / 128
 	}
 	maxEntries = max(maxEntries, 16)
 	var g Geometry
@@ -53,11 +61,13 @@ func Plan(size, maxEntries uint64) (Geometry, error) {
 	g.SlotsOff = HeaderSize
 	g.JournalOff = alignUp(g.SlotsOff+NumSlots*ProcSlotSize, CacheLine)
 	g.MaxIntents = uint32(min(max(size/(64<<10), 8), 4096))
-	g.MaxUndo = g.MaxIntents*UndoPerOp + 64
+	g.MaxUndo = g.MaxIntents*UndoPerOp + UndoWorst
 	g.IndexOff = alignUp(g.JournalOff+JournalHead+uint64(g.MaxIntents)*IntentSize+uint64(g.MaxUndo)*UndoSize, 4096)
-	// Keep the index at most 5/7 full: lookups then touch one bucket almost
-	// always, and MaxProbe buckets are never all full in practice.
-	g.NumBuckets = 1 << bits.Len64((maxEntries+4)/5-1)
+	// Keep the index at most 6/7 full: lookups then touch one bucket almost
+	// always, MaxProbe buckets are never all full in practice, and the index
+	// costs 64/6 bytes per entry at capacity. Any count works: a key's home
+	// bucket is its hash scaled to NumBuckets (Home), not masked.
+	g.NumBuckets = (maxEntries + 5) / 6
 	g.MaxEntries = maxEntries
 	g.HeapOff = alignUp(g.IndexOff+g.NumBuckets*BucketSize, 4096)
 	if g.HeapOff+64<<10 > size {
@@ -107,11 +117,11 @@ func (g Geometry) Check() error {
 		return bad("slots at %#x, want %#x", g.SlotsOff, HeaderSize)
 	case g.JournalOff != alignUp(g.SlotsOff+NumSlots*ProcSlotSize, CacheLine):
 		return bad("journal at %#x", g.JournalOff)
-	case g.MaxIntents == 0 || g.MaxIntents > 4096 || g.MaxUndo != g.MaxIntents*UndoPerOp+64:
+	case g.MaxIntents == 0 || g.MaxIntents > 4096 || g.MaxUndo != g.MaxIntents*UndoPerOp+UndoWorst:
 		return bad("journal capacity %d intents, %d undo records", g.MaxIntents, g.MaxUndo)
 	case g.IndexOff < g.UndoOff()+uint64(g.MaxUndo)*UndoSize || g.IndexOff%4096 != 0:
 		return bad("index at %#x overlaps the journal", g.IndexOff)
-	case g.NumBuckets == 0 || g.NumBuckets&(g.NumBuckets-1) != 0 || g.NumBuckets > g.Size/BucketSize:
+	case g.NumBuckets == 0 || g.NumBuckets > g.Size/BucketSize:
 		return bad("%d buckets", g.NumBuckets)
 	case g.MaxEntries == 0 || g.MaxEntries > g.NumBuckets*BucketSlots:
 		return bad("%d entries for %d buckets", g.MaxEntries, g.NumBuckets)
@@ -123,45 +133,53 @@ func (g Geometry) Check() error {
 	return nil
 }
 
-// Slot words: Tag<<48 | offset>>4.
+// Slot words: Tag<<48 | offset>>3.
 
 // SlotWord packs a tag and an entry offset into a slot.
-func SlotWord(tag uint16, off uint64) uint64 { return uint64(tag)<<48 | off>>4 }
+func SlotWord(tag uint16, off uint64) uint64 { return uint64(tag)<<48 | off>>3 }
 
 // SlotOffset is the entry offset a slot names (0 for an empty slot).
-func SlotOffset(w uint64) uint64 { return (w & (1<<48 - 1)) << 4 }
+func SlotOffset(w uint64) uint64 { return (w & (1<<48 - 1)) << 3 }
 
 // SlotTag is the tag a slot carries.
 func SlotTag(w uint64) uint16 { return uint16(w >> 48) }
 
-// Tag is the slot tag for a key hash; never 0, so an occupied slot is never 0.
-func Tag(h uint64) uint16 { return uint16(h>>48) | 1 }
+// Tag is the slot tag for a key hash, from its low bits (Home uses the high
+// ones); never 0, so an occupied slot is never 0.
+func Tag(h uint64) uint16 { return uint16(h) | 1 }
+
+// Home is the home bucket of a key hash among n buckets: the hash scaled
+// to [0, n) by a multiply, which needs no power of two.
+func Home(h, n uint64) uint64 {
+	hi, _ := bits.Mul64(h, n)
+	return hi
+}
 
 // BlockSize is the heap block that holds an entry with the given key and
 // value lengths.
 func BlockSize(keyLen, valLen uint64) uint64 {
-	return alignUp(EntrySize+keyLen+valLen, EntryAlign)
+	return max(alignUp(EntryHeader+keyLen+valLen, EntryAlign), EntrySize)
 }
 
 // ClassOf is the free list a free block of size bytes goes on: the largest
 // class whose lower bound is <= size.
 func ClassOf(size uint64) int {
 	if size < 1024 {
-		return int(size/16) - 1
+		return int(size/8) - 2
 	}
 	e := bits.Len64(size) - 1 // 10..47
 	sub := (size >> (e - 3)) & 7
-	c := 63 + (e-10)*8 + int(sub)
+	c := 126 + (e-10)*8 + int(sub)
 	return min(c, NumClasses-1)
 }
 
 // ClassMin is the smallest block size that ClassOf maps to c.
 func ClassMin(c int) uint64 {
-	if c < 63 {
-		return uint64(c+1) * 16
+	if c < 126 {
+		return uint64(c+2) * 8
 	}
-	e := uint((c-63)/8 + 10)
-	sub := uint64((c - 63) % 8)
+	e := uint((c-126)/8 + 10)
+	sub := uint64((c - 126) % 8)
 	return (8 + sub) << (e - 3)
 }
 

@@ -19,8 +19,9 @@ const (
 const (
 	HeaderSize   = 4096
 	CacheLine    = 64
-	EntryAlign   = 16
-	EntrySize    = 16 // Entry header
+	EntryAlign   = 8
+	EntrySize    = 16 // the smallest block: it must hold a free block's link at 8
+	EntryHeader  = 12 // the Entry struct; the key starts right after it
 	BucketSlots  = 7
 	BucketSize   = 64
 	ProcSlotSize = 32
@@ -37,12 +38,14 @@ const (
 	GenBits = 21
 
 	// MaxProbe bounds a key's probe sequence, in buckets. It bounds every
-	// lookup, so a corrupt index cannot make a reader loop.
-	MaxProbe = 32
+	// lookup, so a corrupt index cannot make a reader loop. At the index's
+	// full load (6 keys per 7-slot bucket) linear probing has a long tail:
+	// a million keys reach about 70 buckets, so leave room.
+	MaxProbe = 256
 
-	// NumClasses is the number of free-list size classes: 64 exact classes
-	// of 16..1008 bytes, then 8 per power of two from 1024 up to 2^47.
-	NumClasses = 63 + 8*(47-10+1)
+	// NumClasses is the number of free-list size classes: 126 exact classes
+	// of 16..1016 bytes, then 8 per power of two from 1024 up to 2^47.
+	NumClasses = 126 + 8*(47-10+1)
 
 	// Offsets inside the header page.
 	ChecksumOff  = 248
@@ -80,7 +83,7 @@ type Header struct {
 	MaxIntents  uint32        // 56
 	MaxUndo     uint32        // 60
 	IndexOff    uint64        // 64
-	NumBuckets  uint64        // 72: a power of two
+	NumBuckets  uint64        // 72
 	MaxEntries  uint64        // 80
 	HeapOff     uint64        // 88
 	HeapSize    uint64        // 96
@@ -188,12 +191,25 @@ type Undo struct {
 	Old uint64
 }
 
-// Entry heads a heap block.
+// Entry heads a heap block. The value's length is what the block holds
+// beyond header, key and Slack, so the header needs no ValLen field.
 type Entry struct {
-	Seq    atomic.Uint32 // even: published entry; odd: free or being filled
-	Size   uint32        // block bytes, a multiple of 16
-	KeyLen uint32        // for a free block, KeyLen|ValLen<<32 is the next free block
-	ValLen uint32
+	Seq    atomic.Uint32 // 0: even: published entry; odd: free or being filled
+	Size   uint32        // 4: block bytes, a multiple of 8, at least EntrySize
+	KeyLen uint16        // 8: for a free block, the 8 bytes from here are the next free block
+	Slack  uint8         // 10: bytes after the value, up to the block's end
+	Flags  uint8         // 11: 0; reserved
+	// The key follows at EntryHeader, then the value.
+}
+
+// Fits reports whether the header's lengths fit its block.
+func (e *Entry) Fits() bool {
+	return EntryHeader+uint64(e.KeyLen)+uint64(e.Slack) <= uint64(e.Size)
+}
+
+// ValLen is the value's length. REQUIRES: Fits.
+func (e *Entry) ValLen() uint64 {
+	return uint64(e.Size) - EntryHeader - uint64(e.KeyLen) - uint64(e.Slack)
 }
 
 // Bucket is one cache line of the index.
@@ -233,10 +249,12 @@ const (
 	_ = unsafe.Offsetof(Intent{}.Home) - 32
 	_ = uintptr(UndoSize) - unsafe.Sizeof(Undo{})
 	_ = unsafe.Sizeof(Undo{}) - UndoSize
-	_ = uintptr(EntrySize) - unsafe.Sizeof(Entry{})
-	_ = unsafe.Sizeof(Entry{}) - EntrySize
-	_ = uintptr(12) - unsafe.Offsetof(Entry{}.ValLen)
-	_ = unsafe.Offsetof(Entry{}.ValLen) - 12
+	_ = uintptr(EntryHeader) - unsafe.Sizeof(Entry{})
+	_ = unsafe.Sizeof(Entry{}) - EntryHeader
+	_ = uintptr(8) - unsafe.Offsetof(Entry{}.KeyLen)
+	_ = unsafe.Offsetof(Entry{}.KeyLen) - 8
+	_ = uintptr(10) - unsafe.Offsetof(Entry{}.Slack)
+	_ = unsafe.Offsetof(Entry{}.Slack) - 10
 	_ = uintptr(BucketSize) - unsafe.Sizeof(Bucket{})
 	_ = unsafe.Sizeof(Bucket{}) - BucketSize
 	_ = uintptr(8) - unsafe.Offsetof(Bucket{}.Slots)

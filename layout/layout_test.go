@@ -19,8 +19,8 @@ func TestPlanIsValid(t *testing.T) {
 			if err := g.Check(); err != nil {
 				t.Fatalf("Plan(%d, %d) fails its own Check: %v", size, n, err)
 			}
-			if g.MaxEntries > g.NumBuckets*5 {
-				t.Fatalf("Plan(%d, %d): %d entries in %d buckets exceeds 5 per bucket", size, n, g.MaxEntries, g.NumBuckets)
+			if g.MaxEntries > g.NumBuckets*6 {
+				t.Fatalf("Plan(%d, %d): %d entries in %d buckets exceeds 6 per bucket", size, n, g.MaxEntries, g.NumBuckets)
 			}
 		}
 	}
@@ -33,14 +33,14 @@ func TestClasses(t *testing.T) {
 	prev := uint64(0)
 	for c := 0; c < NumClasses; c++ {
 		lo := ClassMin(c)
-		if lo <= prev || lo%16 != 0 {
+		if lo <= prev || lo%8 != 0 {
 			t.Fatalf("ClassMin(%d) = %d after %d", c, lo, prev)
 		}
 		if ClassOf(lo) != c {
 			t.Fatalf("ClassOf(ClassMin(%d)=%d) = %d", c, lo, ClassOf(lo))
 		}
-		if c > 0 && ClassOf(lo-16) != c-1 {
-			t.Fatalf("ClassOf(%d) = %d, want %d", lo-16, ClassOf(lo-16), c-1)
+		if c > 0 && ClassOf(lo-8) != c-1 {
+			t.Fatalf("ClassOf(%d) = %d, want %d", lo-8, ClassOf(lo-8), c-1)
 		}
 		prev = lo
 	}

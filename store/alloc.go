@@ -1,7 +1,7 @@
 package store
 
 // The heap allocator: segregated free lists by size class, plus a bump
-// pointer (Meta.Top) into never-used space. Blocks are multiples of 16
+// pointer (Meta.Top) into never-used space. Blocks are multiples of 8
 // bytes and tile [HeapOff, Top) with no gaps, so Check can walk them.
 //
 // Allocation takes the first block of the smallest class whose blocks all
@@ -37,10 +37,10 @@ func (s *Store) entryAt(off uint64) (*layout.Entry, error) {
 	return e, nil
 }
 
-// nextFree reads a free block's link (where KeyLen and ValLen sit in use).
-func nextFree(e *layout.Entry) uint64 { return uint64(e.KeyLen) | uint64(e.ValLen)<<32 }
+// nextFree reads the link of the free block at off: the 8 bytes at off+8.
+func (s *Store) nextFree(off uint64) uint64 { return s.word(off + 8).Load() }
 
-// alloc returns a block of at least size bytes (a multiple of 16), with
+// alloc returns a block of at least size bytes (a multiple of 8), with
 // Seq odd and Size set, or ErrFull. Everything it changes is logged.
 func (t *txn) alloc(size uint64) (uint64, error) {
 	s := t.s
@@ -86,7 +86,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 	if bsize < size {
 		return 0, nil // a larger class may still have one
 	}
-	t.set(layout.FreeListOff(c), nextFree(e))
+	t.set(layout.FreeListOff(c), s.nextFree(head))
 	t.add(layout.FreeBytesOff, -int64(bsize))
 	// The block's two header words change below and by the caller; log them
 	// so a rollback puts the block back on its list intact.
@@ -109,7 +109,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 func (t *txn) pushFree(off uint64, e *layout.Entry) {
 	c := layout.ClassOf(uint64(e.Size))
 	next := t.s.hdr.FreeLists[c].Load()
-	e.KeyLen, e.ValLen = uint32(next), uint32(next>>32)
+	t.s.word(off + 8).Store(next)
 	t.set(layout.FreeListOff(c), off)
 	t.add(layout.FreeBytesOff, int64(e.Size))
 }

@@ -174,3 +174,25 @@ func BenchmarkUpdateBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSpace fills a store to 80% of its capacity with the benchmark
+// workload (16-byte keys, 100-byte values; MaxEntries and Size chosen for
+// it) and reports the bytes the region spends per entry beyond key and
+// value: block header and padding plus the index's share.
+func BenchmarkSpace(b *testing.B) {
+	const capacity = 125_000 // 100,000 keys is 80% of it
+	s := newStore(b, &Options{Size: 20 << 20, MaxEntries: capacity})
+	v := make([]byte, 100)
+	for i := range benchKeys {
+		if err := s.Put(benchKey(i), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	b.ReportMetric(st.OverheadPerEntry, "B-overhead/entry")
+	b.ReportMetric(100*float64(st.Entries)/float64(st.MaxEntries), "%-index-fill")
+	b.ReportMetric(100*st.Fill, "%-heap-fill")
+	for range b.N {
+		s.Stats()
+	}
+}

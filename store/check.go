@@ -98,8 +98,8 @@ func (s *Store) check() error {
 			break
 		}
 		if e.Seq.Load()&1 == 0 {
-			if layout.EntrySize+uint64(e.KeyLen)+uint64(e.ValLen) > uint64(e.Size) {
-				v.add("entry at %#x: %d+%d key and value bytes in a block of %d", off, e.KeyLen, e.ValLen, e.Size)
+			if !e.Fits() || e.Slack >= layout.EntrySize+layout.EntryAlign {
+				v.add("entry at %#x: key of %d bytes and slack of %d in a block of %d", off, e.KeyLen, e.Slack, e.Size)
 			}
 			blocks[off] = live
 		} else {
@@ -127,7 +127,7 @@ func (s *Store) check() error {
 				v.add("free list %d holds block %#x of size %d (class %d)", c, off, e.Size, layout.ClassOf(uint64(e.Size)))
 			}
 			freeBytes += uint64(e.Size)
-			off = nextFree(e)
+			off = s.nextFree(off)
 		}
 	}
 
@@ -156,18 +156,19 @@ func (s *Store) check() error {
 			count++
 			e, _ := s.entryAt(off)
 			liveBytes += uint64(e.Size)
-			kvBytes += uint64(e.KeyLen) + uint64(e.ValLen)
+			kvBytes += uint64(e.KeyLen) + e.ValLen()
 			h := hashKey(s.entryKey(off, e))
 			if layout.Tag(h) != layout.SlotTag(w) {
 				v.add("index slot %#x: tag %#x, key hashes to tag %#x", at, layout.SlotTag(w), layout.Tag(h))
 			}
-			d := (bi - h) & s.mask
+			home := layout.Home(h, g.NumBuckets)
+			d := (bi + g.NumBuckets - home) % g.NumBuckets
 			if d >= layout.MaxProbe {
 				v.add("index slot %#x: key is %d buckets from home, at most %d allowed", at, d, layout.MaxProbe-1)
 				continue
 			}
 			for j := range d {
-				overflow[(h+j)&s.mask]++
+				overflow[(home+j)%g.NumBuckets]++
 			}
 		}
 	}

@@ -132,14 +132,14 @@ func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err e
 			yield()
 			continue
 		}
-		kl, vl, size := uint64(e.KeyLen), uint64(e.ValLen), uint64(e.Size)
-		if size > g.Size-off || layout.EntrySize+kl+vl > size {
+		kl, size := uint64(e.KeyLen), uint64(e.Size)
+		if size > g.Size-off || !e.Fits() {
 			if s.unstable(slot, w, e, seq, readCorrupt) == readRetry {
 				continue
 			}
-			return nil, nil, false, fmt.Errorf("%w: entry at %#x has size %d for %d+%d bytes", ErrCorrupt, off, size, kl, vl)
+			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
 		}
-		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), kl+vl)
+		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+e.ValLen())
 		buf := append([]byte(nil), b...)
 		if s.unstable(slot, w, e, seq, readMatch) == readRetry {
 			continue

@@ -22,10 +22,24 @@ import (
 func hashKey(key []byte) uint64 { return xxhash.Sum64(key) }
 
 func (s *Store) bucket(i uint64) *layout.Bucket {
-	return offsetptr.MustAt[layout.Bucket](s.r, offsetptr.Offset(s.geo.IndexOff+(i&s.mask)*layout.BucketSize))
+	return offsetptr.MustAt[layout.Bucket](s.r, offsetptr.Offset(s.bucketOff(i)))
 }
 
-func (s *Store) bucketOff(i uint64) uint64 { return s.geo.IndexOff + (i&s.mask)*layout.BucketSize }
+// bucketOff is the offset of bucket i (taken modulo NumBuckets, so a probe
+// can run off the end and wrap).
+func (s *Store) bucketOff(i uint64) uint64 {
+	if i >= s.geo.NumBuckets {
+		i %= s.geo.NumBuckets
+	}
+	return s.geo.IndexOff + i*layout.BucketSize
+}
+
+func (s *Store) home(h uint64) uint64 { return layout.Home(h, s.geo.NumBuckets) }
+
+// distance is how many buckets a probe from home walks to reach bucket.
+func (s *Store) distance(home, bucket uint64) uint64 {
+	return (bucket + s.geo.NumBuckets - home) % s.geo.NumBuckets
+}
 
 func (s *Store) bucketOfSlot(slotOff uint64) uint64 {
 	return (slotOff - s.geo.IndexOff) / layout.BucketSize
@@ -59,14 +73,14 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byt
 	if seq&1 != 0 {
 		return dst, readRetry // freed after being replaced; the slot has moved on
 	}
-	kl, vl, size := uint64(e.KeyLen), uint64(e.ValLen), uint64(e.Size)
-	if size > g.Size-off || layout.EntrySize+kl+vl > size {
+	kl, size := uint64(e.KeyLen), uint64(e.Size)
+	if size > g.Size-off || !e.Fits() {
 		return dst, s.unstable(slot, w, e, seq, readCorrupt)
 	}
 	if kl != uint64(len(key)) {
 		return dst, s.unstable(slot, w, e, seq, readOther)
 	}
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), kl+vl)
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+e.ValLen())
 	if !bytes.Equal(b[:kl], key) {
 		return dst, s.unstable(slot, w, e, seq, readOther)
 	}
@@ -106,8 +120,9 @@ func (s *Store) lookup(key, dst []byte) (out []byte, found bool, err error) {
 }
 
 func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte) ([]byte, bool, bool, error) {
+	home := s.home(h)
 	for d := uint64(0); d < layout.MaxProbe; d++ {
-		b := s.bucket(h + d)
+		b := s.bucket(home + d)
 		for i := range b.Slots {
 			slot := &b.Slots[i]
 			w := slot.Load()
@@ -121,7 +136,7 @@ func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte) ([]byte, bool,
 			case readRetry:
 				return dst, false, true, nil
 			case readCorrupt:
-				return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(h+d), i), w)
+				return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(home+d), i), w)
 			}
 		}
 		if b.Overflow.Load() == 0 {
@@ -167,7 +182,7 @@ func (t *txn) find(key []byte) (place, error) {
 		if !bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
 			continue
 		}
-		p := place{h: h, tag: layout.Tag(h), slot: it.Slot, probed: (s.bucketOfSlot(it.Slot) - h) & s.mask}
+		p := place{h: h, tag: layout.Tag(h), slot: it.Slot, probed: s.distance(s.home(h), s.bucketOfSlot(it.Slot))}
 		if it.New != 0 {
 			p.found, p.word, p.entry = true, it.New, e
 		} else {
@@ -184,10 +199,11 @@ func (t *txn) find(key []byte) (place, error) {
 func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, error) {
 	p := place{h: h}
 	p.tag = layout.Tag(p.h)
+	home := s.home(h)
 	absent := false // proven absent; still looking for a free slot
 	for d := uint64(0); d < layout.MaxProbe; d++ {
-		boff := s.bucketOff(p.h + d)
-		b := s.bucket(p.h + d)
+		boff := s.bucketOff(home + d)
+		b := s.bucket(home + d)
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
@@ -203,7 +219,7 @@ func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, err
 			if err != nil {
 				return p, err
 			}
-			if uint64(layout.EntrySize)+uint64(e.KeyLen)+uint64(e.ValLen) > uint64(e.Size) || e.Seq.Load()&1 != 0 {
+			if !e.Fits() || e.Seq.Load()&1 != 0 {
 				return p, fmt.Errorf("%w: entry at %#x (slot %#x) is malformed", ErrCorrupt, layout.SlotOffset(w), slotOff(boff, i))
 			}
 			if int(e.KeyLen) == len(key) && bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
@@ -226,12 +242,12 @@ func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, err
 // entryKey and entryValue alias an entry's bytes. Writer only: readers copy
 // under Seq validation instead.
 func (s *Store) entryKey(off uint64, e *layout.Entry) []byte {
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), uint64(e.KeyLen))
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(e.KeyLen))
 	return b
 }
 
 func (s *Store) entryValue(off uint64, e *layout.Entry) []byte {
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize+uint64(e.KeyLen)), uint64(e.ValLen))
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader+uint64(e.KeyLen)), e.ValLen())
 	return b
 }
 
@@ -246,7 +262,7 @@ func (t *txn) probe(home, d uint64) {
 
 // unprobe undoes probe for a deleted key.
 func (t *txn) unprobe(home, bucket uint64) {
-	d := (bucket - home) & t.s.mask
+	d := t.s.distance(home, bucket)
 	for i := range d {
 		off := t.s.bucketOff(home + i)
 		w := t.s.word(off).Load()

@@ -48,7 +48,8 @@ type txn struct {
 	jh       *layout.JournalHeader
 	nUndo    uint32
 	nIntents uint32
-	inserts  int64 // keys planned in, less keys planned out
+	inserts  int64  // keys planned in, less keys planned out
+	post     uint64 // undo records reserved for after the commit
 
 	// In a batch (batch != nil), the intents planned so far by key hash,
 	// so that a mutation sees the effect of earlier ones, and the slots
@@ -116,13 +117,24 @@ func (s *Store) begin() *txn {
 	return &s.tx
 }
 
-// undoRoom reports whether n more records fit the log.
-func (t *txn) undoRoom(n uint32) bool { return t.nUndo+n <= t.s.geo.MaxUndo }
+// budget reserves room for a mutation's records: pre now, before the
+// commit, and post after it. It fails with ErrTooLarge, changing nothing,
+// when the log cannot hold them with what the transaction already needs.
+func (t *txn) budget(pre, post uint64) error {
+	if t.post == 0 {
+		t.post = layout.UndoCounts
+	}
+	if uint64(t.nUndo)+pre+t.post+post > uint64(t.s.geo.MaxUndo) || t.nIntents >= t.s.geo.MaxIntents {
+		return fmt.Errorf("%w: transaction outgrows the journal (%d intents, %d undo records)", ErrTooLarge, t.s.geo.MaxIntents, t.s.geo.MaxUndo)
+	}
+	t.post += post
+	return nil
+}
 
 // log records the current value of the word at off before it changes.
 func (t *txn) log(off uint64, kind uint64) {
 	if t.nUndo >= t.s.geo.MaxUndo {
-		panic("shmkv: undo log overflow") // callers check undoRoom per op
+		panic("shmkv: undo log overflow") // each mutation checks its budget
 	}
 	w := t.s.word(off)
 	rec := t.s.undoRec(t.nUndo)
@@ -149,7 +161,7 @@ func (t *txn) add(off uint64, d int64) {
 // addIntent records a publication to perform at commit.
 func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
-	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.h & t.s.mask}
+	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: t.s.home(p.h)}
 	t.nIntents++
 	t.jh.NumIntents.Store(t.nIntents)
 	if b := t.batch; b != nil {
@@ -158,8 +170,6 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 		b.slots[p.slot] = true
 	}
 }
-
-func (t *txn) intentRoom() bool { return t.nIntents < t.s.geo.MaxIntents }
 
 // commit is the commit point, then applies the intents and ends the
 // transaction.
@@ -237,7 +247,7 @@ func (t *txn) apply() error {
 				return err
 			}
 			dBlock += int64(e.Size)
-			dKV += int64(e.KeyLen) + int64(e.ValLen)
+			dKV += int64(e.KeyLen) + int64(e.ValLen())
 		}
 		if it.Old != 0 {
 			off := layout.SlotOffset(it.Old)
@@ -249,7 +259,7 @@ func (t *txn) apply() error {
 				return fmt.Errorf("%w: intent replaces block %#x, which is already free", ErrCorrupt, off)
 			}
 			dBlock -= int64(e.Size)
-			dKV -= int64(e.KeyLen) + int64(e.ValLen)
+			dKV -= int64(e.KeyLen) + int64(e.ValLen())
 			t.free(off, e)
 		}
 		switch it.Kind {

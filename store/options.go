@@ -61,7 +61,7 @@ const (
 // Limits.
 const (
 	// MaxKeySize is the longest key.
-	MaxKeySize = 64 << 10
+	MaxKeySize = 1<<16 - 1
 	// MaxValueSize is the longest value; a value must also fit the heap.
 	MaxValueSize = 1 << 30
 	// NumProcesses is how many Stores may be attached to one store at once.
@@ -81,7 +81,7 @@ type Options struct {
 	// Mode is the permission of the object when creating it; default 0600.
 	Mode fs.FileMode
 	// MaxEntries is the most keys the store's index holds; default one per
-	// 256 bytes of Size. Put of a new key beyond it returns ErrFull.
+	// 128 bytes of Size. The index takes about 11 bytes per entry of it. Put of a new key beyond it returns ErrFull.
 	MaxEntries int64
 	// HugePages: HugeOff (default), HugeTransparent or HugeTLB.
 	HugePages HugePages

@@ -142,9 +142,6 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	if err := s.checkSizes(key, value); err != nil {
 		return err
 	}
-	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
-		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
-	}
 	p, err := t.find(key)
 	if err != nil {
 		return err
@@ -167,6 +164,15 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 			return fmt.Errorf("%w: %d entries, the most this store's index holds", ErrFull, n)
 		}
 	}
+	pre, post := uint64(layout.UndoAlloc), uint64(0)
+	if p.found {
+		post = layout.UndoFree
+	} else {
+		pre += p.probed
+	}
+	if err := t.budget(pre, post); err != nil {
+		return err
+	}
 	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
 	off, err := t.alloc(size)
 	if err != nil {
@@ -178,8 +184,10 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	}
 	faultPoint("alloc")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-	e.KeyLen, e.ValLen = uint32(len(key)), uint32(len(value))
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntrySize), uint64(len(key)+len(value)))
+	e.KeyLen = uint16(len(key))
+	e.Slack = uint8(uint64(e.Size) - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
+	e.Flags = 0
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(len(key)+len(value)))
 	copy(b, key)
 	copy(b[len(key):], value)
 	// Even Seq: the entry is whole. Readers can only reach it after the
@@ -192,7 +200,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	} else {
 		// Also when re-inserting a key deleted earlier in the batch: that
 		// delete's apply lowers the counts its probe raised.
-		t.probe(p.h&s.mask, p.probed)
+		t.probe(s.home(p.h), p.probed)
 		p.word = 0
 		t.addIntent(layout.IntentInsert, &p, w)
 		t.inserts++
@@ -207,9 +215,6 @@ func (t *txn) del(key, old []byte) error {
 	if len(key) > MaxKeySize {
 		return ErrNotFound
 	}
-	if !t.undoRoom(layout.UndoPerOp) || !t.intentRoom() {
-		return fmt.Errorf("%w: transaction outgrows the journal", ErrTooLarge)
-	}
 	p, err := t.find(key)
 	if err != nil {
 		return err
@@ -219,6 +224,9 @@ func (t *txn) del(key, old []byte) error {
 	}
 	if old != nil && !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
 		return errMismatch
+	}
+	if err := t.budget(0, layout.UndoFree+p.probed); err != nil {
+		return err
 	}
 	t.addIntent(layout.IntentDelete, &p, 0)
 	t.inserts--

@@ -30,7 +30,6 @@ type Store struct {
 	// read again from the region, so a later scribble over the header
 	// cannot steer this process outside its mapping.
 	geo   layout.Geometry
-	mask  uint64 // NumBuckets-1
 	flags uint32
 	huge  HugePages
 
@@ -286,7 +285,6 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		readOnly:    o.ReadOnly,
 		lockTimeout: o.LockTimeout,
 	}
-	s.mask = s.geo.NumBuckets - 1
 	if s.huge == HugeTransparent {
 		// Advice, not a promise: shmem_enabled decides; Stats reports.
 		unix.Madvise(m.data, unix.MADV_HUGEPAGE)
