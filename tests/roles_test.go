@@ -145,6 +145,10 @@ func runRole(role string, args []string) error {
 			}
 		}
 		fmt.Printf("reads %d hits %d\n", reads, hits)
+	case "torture-writer": // torture-writer NAME ID: random mutations on keys t<ID>:<k> forever
+		return tortureWriter(args[0], args[1])
+	case "torture-reader": // torture-reader NAME WRITERS: validates every value it reads, forever
+		return tortureReader(args[0], atoi(args[1]))
 	case "openorcreate": // openorcreate NAME ID: joins the store, puts its key
 		s, err := store.OpenOrCreate(args[0], &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
 		if err != nil {
