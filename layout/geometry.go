@@ -37,7 +37,7 @@ type Geometry struct {
 const (
 	UndoAlloc  = 6
 	UndoFree   = 4
-	UndoCounts = 3
+	UndoCounts = 4
 	UndoPerOp  = 24
 	UndoWorst  = UndoAlloc + UndoFree + UndoCounts + 2*MaxProbe
 )

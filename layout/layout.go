@@ -11,6 +11,10 @@ const (
 	// little-endian uint64. It is stored last at creation, so a region whose
 	// Magic is 0 is still being initialised.
 	Magic uint64 = 0x6264_00_564b4d4853
+	// MagicInit marks a region whose creator has started but not finished
+	// initialising it: "SHMKVini". A region left so with no creator alive
+	// (no OFD lock on InitLockByte) may be initialised again by another.
+	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
 	Version uint32 = 1
 )
@@ -166,16 +170,21 @@ const (
 	IntentDelete    uint32 = 3 // slot becomes empty
 )
 
+// IntentSuperseded marks an intent whose slot a later intent of the same
+// transaction publishes into: apply does its bookkeeping but not its
+// store, so replaying a transaction never shows readers an older value.
+const IntentSuperseded uint32 = 1
+
 // Intent is one publication of a committed transaction: an atomic store of
 // New into the index slot at Slot, replacing Old (whose block is then freed).
 type Intent struct {
-	Kind uint32 // 0
-	_    uint32
-	Slot uint64 // 8: offset of the slot word
-	Old  uint64 // 16
-	New  uint64 // 24
-	Home uint64 // 32: home bucket of the key, for Overflow bookkeeping on delete
-	_    [24]byte
+	Kind  uint32 // 0
+	Flags uint32 // 4: IntentSuperseded
+	Slot  uint64 // 8: offset of the slot word
+	Old   uint64 // 16
+	New   uint64 // 24
+	Home  uint64 // 32: home bucket of the key, for Overflow bookkeeping on delete
+	_     [24]byte
 }
 
 // Undo kinds, kept in the low bits of Undo.Off (words are 8-aligned).
@@ -267,6 +276,7 @@ const (
 	BlockUsedOff = MetaOff + 8
 	KVBytesOff   = MetaOff + 16
 	TopOff       = MetaOff + 24
+	CommitsOff   = MetaOff + 32
 	FreeBytesOff = MetaOff + 48
 )
 

@@ -31,7 +31,7 @@ func HeaderChecksum(h *Header) uint64 {
 // ErrIncompatible or ErrCorrupt and say what was found.
 func Validate(h *Header, objectLen uint64) error {
 	switch m := h.Magic.Load(); {
-	case m == 0:
+	case m == 0 || m == MagicInit:
 		return ErrNotReady
 	case m != Magic:
 		return fmt.Errorf("%w: not a shmkv store (first 8 bytes %#016x, want %#016x)", ErrIncompatible, m, Magic)

@@ -50,7 +50,11 @@ func (t *txn) alloc(size uint64) (uint64, error) {
 			return off, err
 		}
 	}
-	if top := s.hdr.Meta.Top.Load(); top <= s.geo.Size && size <= s.geo.Size-top {
+	top := s.hdr.Meta.Top.Load()
+	if top < s.geo.HeapOff || top > s.geo.Size || top%layout.EntryAlign != 0 {
+		return 0, fmt.Errorf("%w: heap top %#x outside the heap [%#x, %#x]", ErrCorrupt, top, s.geo.HeapOff, s.geo.Size)
+	}
+	if size <= s.geo.Size-top {
 		t.set(layout.TopOff, top+size)
 		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
 		// Space above Top was never published (or only by a transaction that

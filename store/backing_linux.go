@@ -137,58 +137,49 @@ func parseSize(s string) (int64, error) {
 // ParseSize reads a size such as "64M", "1G" or "1048576".
 func ParseSize(s string) (int64, error) { return parseSize(s) }
 
-// createObject creates the object exclusively, sized and (unless
-// noReserve) reserved. It returns the size actually given (rounded up to
-// the huge page size on hugetlbfs).
-func createObject(name string, o *Options) (*object, int64, error) {
-	size := o.Size
-	if o.HugePages == HugeTLB {
-		return createHugeTLB(name, o)
-	}
-	fd, err := shmopen.Open(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
-	if err != nil {
-		return nil, 0, err
-	}
-	n, _ := shmopen.Normalize(name)
-	obj := &object{file: os.NewFile(uintptr(fd), ShmDir+n), path: ShmDir + n}
-	if err := sizeObject(obj, size, o.NoReserve); err != nil {
-		obj.file.Close()
-		shmopen.Unlink(name)
-		return nil, 0, err
-	}
-	return obj, size, nil
-}
-
-func createHugeTLB(name string, o *Options) (*object, int64, error) {
-	n, err := shmopen.Normalize(name)
-	if err != nil {
-		return nil, 0, err
+// objectSize is the size the object for o will have: o.Size, rounded up
+// to whole huge pages on hugetlbfs, where it also checks there is a mount
+// and, unless NoReserve, enough free pages.
+func objectSize(o *Options) (int64, error) {
+	if o.HugePages != HugeTLB {
+		return o.Size, nil
 	}
 	mounts := hugetlbMounts()
 	if len(mounts) == 0 {
-		return nil, 0, fmt.Errorf("%w: no hugetlbfs is mounted; mount one (mount -t hugetlbfs none /dev/hugepages) and reserve pages (echo N > /proc/sys/vm/nr_hugepages)", ErrHugePages)
+		return 0, fmt.Errorf("%w: no hugetlbfs is mounted; mount one (mount -t hugetlbfs none /dev/hugepages) and reserve pages (echo N > /proc/sys/vm/nr_hugepages)", ErrHugePages)
 	}
 	m := mounts[0]
 	size := (o.Size + m.pageSize - 1) / m.pageSize * m.pageSize
 	if !o.NoReserve && m.pageSize == defaultHugePageSize() {
 		free := meminfo("HugePages_Free") - meminfo("HugePages_Rsvd")
 		if need := size / m.pageSize; free < need {
-			return nil, 0, fmt.Errorf("%w: need %d huge pages of %d KiB, %d free; reserve more with: echo %d > /proc/sys/vm/nr_hugepages",
+			return 0, fmt.Errorf("%w: need %d huge pages of %d KiB, %d free; reserve more with: echo %d > /proc/sys/vm/nr_hugepages",
 				ErrHugePages, need, m.pageSize>>10, max(free, 0), meminfo("HugePages_Total")+need-max(free, 0))
 		}
 	}
-	path := filepath.Join(m.dir, n[1:])
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
+	return size, nil
+}
+
+// createObject creates the object exclusively, empty: in /dev/shm, or on
+// the first hugetlbfs mount for HugeTLB.
+func createObject(name string, o *Options) (*object, error) {
+	n, err := shmopen.Normalize(name)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	obj := &object{file: f, path: path, tlb: true}
-	if err := sizeObject(obj, size, o.NoReserve); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, 0, err
+	if o.HugePages == HugeTLB {
+		path := filepath.Join(hugetlbMounts()[0].dir, n[1:])
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
+		if err != nil {
+			return nil, err
+		}
+		return &object{file: f, path: path, tlb: true}, nil
 	}
-	return obj, size, nil
+	fd, err := shmopen.Open(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode)
+	if err != nil {
+		return nil, err
+	}
+	return &object{file: os.NewFile(uintptr(fd), ShmDir+n), path: ShmDir + n}, nil
 }
 
 // sizeObject sets the object's length and, unless noReserve, allocates its

@@ -30,7 +30,7 @@ type Batch struct {
 func (s *Store) Update(fn func(b *Batch) error) error {
 	return s.update(func(t *txn) error {
 		if s.batch.byHash == nil {
-			s.batch = batchIndex{byHash: map[uint64]uint32{}, slots: map[uint64]bool{}}
+			s.batch = batchIndex{byHash: map[uint64]uint32{}, slots: map[uint64]uint32{}}
 		}
 		s.batch.reset()
 		t.batch = &s.batch

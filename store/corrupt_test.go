@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,6 @@ func TestForeignObjects(t *testing.T) {
 	}{
 		{"text", junk, ErrIncompatible},
 		{"zeros", make([]byte, 1<<20), ErrIncompatible},
-		{"empty", nil, ErrIncompatible},
 		{"tiny", []byte("SHMKV"), ErrIncompatible},
 	}
 	for _, c := range cases {
@@ -272,4 +273,100 @@ func TestTruncatedObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// TestCorruptTopAndJournal: damage that the write path meets deep inside a
+// transaction must come back as ErrCorrupt, not a panic, and must not
+// spread (a bad heap top must not make a Put write over the header).
+func TestCorruptTopAndJournal(t *testing.T) {
+	cases := []struct {
+		what   string
+		damage func(s *Store)
+	}{
+		{"top in the header", func(s *Store) { s.hdr.Meta.Top.Store(layout.MetaOff + 64) }},
+		{"top misaligned", func(s *Store) { s.hdr.Meta.Top.Store(s.geo.HeapOff + 4098) }},
+		{"intent far from home", func(s *Store) {
+			p, _ := s.find([]byte("7"), hashKey([]byte("7")), nil)
+			far := (s.bucketOfSlot(p.slot) + s.geo.NumBuckets - layout.MaxProbe) % s.geo.NumBuckets
+			*s.intentRec(0) = layout.Intent{Kind: layout.IntentDelete, Slot: p.slot, Old: p.word, Home: far}
+			s.journal().NumIntents.Store(1)
+			s.journal().State.Store(layout.JournalCommitted)
+		}},
+		{"replay overflows the log", func(s *Store) {
+			p, _ := s.find([]byte("7"), hashKey([]byte("7")), nil)
+			*s.intentRec(0) = layout.Intent{Kind: layout.IntentDelete, Slot: p.slot, Old: p.word, Home: s.home(p.h)}
+			jh := s.journal()
+			jh.NumIntents.Store(1)
+			jh.NumUndo.Store(s.geo.MaxUndo)
+			jh.CommitUndo.Store(s.geo.MaxUndo)
+			jh.State.Store(layout.JournalCommitted)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.what, func(t *testing.T) {
+			s, err := Create(testName(t), &Options{Size: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := range 20 {
+				s.Put([]byte(fmt.Sprint(i)), []byte("v"))
+			}
+			var heads [layout.NumClasses]uint64
+			for i := range heads {
+				heads[i] = s.hdr.FreeLists[i].Load()
+			}
+			c.damage(s)
+			err = s.Put([]byte("new"), bytes.Repeat([]byte("x"), 300))
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Put: %v, want ErrCorrupt", err)
+			}
+			t.Log(err)
+			for i := range heads {
+				if heads[i] != s.hdr.FreeLists[i].Load() {
+					t.Fatalf("free list %d head changed: the damage spread", i)
+				}
+			}
+			if err := s.Check(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Check: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// TestAbandonedCreationIsAdopted: an object whose creator died before
+// publishing it (empty, or marked MagicInit with a half-written header) is
+// refused by Open with a message saying so, and initialised afresh by
+// OpenOrCreate, so a crash during creation never needs a manual clean-up.
+func TestAbandonedCreationIsAdopted(t *testing.T) {
+	half := make([]byte, 1<<20)
+	binary.LittleEndian.PutUint64(half, layout.MagicInit)
+	for i := 8; i < 20000; i++ {
+		half[i] = byte(i * 7) // whatever the dead creator got to write
+	}
+	for what, data := range map[string][]byte{"empty": nil, "half-initialised": half} {
+		name := writeObject(t, data)
+		start := time.Now()
+		_, err := Open(name, nil)
+		if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "creator died") {
+			t.Fatalf("%s: Open = %v, want ErrIncompatible saying the creator died", what, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%s: Open took %v to give up on an abandoned object", what, d)
+		}
+		s, err := OpenOrCreate(name, &Options{Size: 1 << 20})
+		if err != nil {
+			t.Fatalf("%s: OpenOrCreate: %v", what, err)
+		}
+		if s.Len() != 0 {
+			t.Fatalf("%s: adopted store has %d entries", what, s.Len())
+		}
+		if err := s.Put([]byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		s.Close()
+	}
 }

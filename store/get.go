@@ -17,6 +17,11 @@ import (
 
 func yield() { runtime.Gosched() }
 
+// corruption is a panic value for damage found deep in the write path,
+// where returning an error would leave a transaction half-planned; the
+// operation's deferred handler turns it back into its error.
+type corruption struct{ err error }
+
 // catchFault turns a memory fault in the mapping into ErrCorrupt. Reading a
 // page the object no longer has (someone truncated it) raises SIGBUS; with
 // panic-on-fault set for the call, that is a panic recovered here instead of
@@ -30,6 +35,9 @@ func catchFault(err *error) {
 // faultError describes a recovered fault as class, or re-panics a panic
 // that is not a memory fault (this process's own bug).
 func faultError(r any, class error) error {
+	if c, ok := r.(corruption); ok {
+		return c.err
+	}
 	if _, fault := r.(interface{ Addr() uintptr }); !fault {
 		panic(r)
 	}
@@ -88,9 +96,10 @@ func (s *Store) Len() int {
 
 // Range calls fn for each key and value in the store, in no particular
 // order, until fn returns false. It takes no lock: each pair is read
-// whole and was in the store at some instant during Range, a key is seen at
-// most once, and a key present throughout Range is seen, but keys put or
-// deleted while it runs may or may not be. key and value are fresh copies
+// whole and was in the store at some instant during Range, and a key
+// present throughout Range is seen once; keys put or deleted while it runs
+// may or may not be seen, and a key deleted and put again while Range runs
+// may be seen twice. key and value are fresh copies
 // fn may keep. fn may call the Store's other methods.
 func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
 	if err := s.enter(); err != nil {
@@ -132,14 +141,14 @@ func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err e
 			yield()
 			continue
 		}
-		kl, size := uint64(e.KeyLen), uint64(e.Size)
-		if size > g.Size-off || !e.Fits() {
+		kl, size, slack := uint64(e.KeyLen), uint64(e.Size), uint64(e.Slack) // once each: see readEntry
+		if size > g.Size-off || layout.EntryHeader+kl+slack > size {
 			if s.unstable(slot, w, e, seq, readCorrupt) == readRetry {
 				continue
 			}
 			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
 		}
-		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+e.ValLen())
+		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), size-layout.EntryHeader-slack)
 		buf := append([]byte(nil), b...)
 		if s.unstable(slot, w, e, seq, readMatch) == readRetry {
 			continue

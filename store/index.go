@@ -73,14 +73,17 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byt
 	if seq&1 != 0 {
 		return dst, readRetry // freed after being replaced; the slot has moved on
 	}
-	kl, size := uint64(e.KeyLen), uint64(e.Size)
-	if size > g.Size-off || !e.Fits() {
+	// NB: each header field is read once: a concurrent free may rewrite
+	// them, and the checks must hold for the values used.
+	kl, size, slack := uint64(e.KeyLen), uint64(e.Size), uint64(e.Slack)
+	if size > g.Size-off || layout.EntryHeader+kl+slack > size {
 		return dst, s.unstable(slot, w, e, seq, readCorrupt)
 	}
 	if kl != uint64(len(key)) {
 		return dst, s.unstable(slot, w, e, seq, readOther)
 	}
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+e.ValLen())
+	vl := size - layout.EntryHeader - kl - slack
+	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+vl)
 	if !bytes.Equal(b[:kl], key) {
 		return dst, s.unstable(slot, w, e, seq, readOther)
 	}
@@ -95,6 +98,7 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byt
 // unstable returns readRetry if the slot or the entry changed since the
 // reader loaded w and seq, else r.
 func (s *Store) unstable(slot *atomic.Uint64, w uint64, e *layout.Entry, seq uint32, r readResult) readResult {
+	loadFence()
 	if slot.Load() != w || e.Seq.Load() != seq {
 		return readRetry
 	}
@@ -196,7 +200,7 @@ func (t *txn) find(key []byte) (place, error) {
 // find locates key (whose hash is h) in the region, skipping the empty
 // slots in reserved. REQUIRES: the writer lock, so nothing changes
 // underneath.
-func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, error) {
+func (s *Store) find(key []byte, h uint64, reserved map[uint64]uint32) (place, error) {
 	p := place{h: h}
 	p.tag = layout.Tag(p.h)
 	home := s.home(h)
@@ -207,7 +211,7 @@ func (s *Store) find(key []byte, h uint64, reserved map[uint64]bool) (place, err
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
-				if p.slot == 0 && !reserved[slotOff(boff, i)] {
+				if p.slot == 0 && reserved[slotOff(boff, i)] == 0 {
 					p.slot, p.probed = slotOff(boff, i), d
 				}
 				continue

@@ -62,7 +62,7 @@ type txn struct {
 type batchIndex struct {
 	byHash map[uint64]uint32 // key hash -> 1 + index of the latest intent for such a key
 	chain  []uint32          // chain[i]: 1 + index of the previous intent with the same hash, or 0
-	slots  map[uint64]bool   // slots the intents publish into
+	slots  map[uint64]uint32 // slot -> 1 + index of the latest intent publishing into it
 }
 
 func (b *batchIndex) reset() {
@@ -134,7 +134,9 @@ func (t *txn) budget(pre, post uint64) error {
 // log records the current value of the word at off before it changes.
 func (t *txn) log(off uint64, kind uint64) {
 	if t.nUndo >= t.s.geo.MaxUndo {
-		panic("shmkv: undo log overflow") // each mutation checks its budget
+		// Each mutation checks its budget, and recovery checks a journal's
+		// before replaying it, so only a region changed under us gets here.
+		panic(corruption{fmt.Errorf("%w: undo log overflow", ErrCorrupt)})
 	}
 	w := t.s.word(off)
 	rec := t.s.undoRec(t.nUndo)
@@ -167,7 +169,11 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	if b := t.batch; b != nil {
 		b.chain = append(b.chain, b.byHash[p.h])
 		b.byHash[p.h] = t.nIntents
-		b.slots[p.slot] = true
+		if prev := b.slots[p.slot]; prev != 0 {
+			// Only the last store into a slot is published (see apply).
+			t.s.intentRec(prev - 1).Flags |= layout.IntentSuperseded
+		}
+		b.slots[p.slot] = t.nIntents
 	}
 }
 
@@ -184,7 +190,6 @@ func (t *txn) commit() error {
 	if err := t.apply(); err != nil {
 		return err
 	}
-	t.s.hdr.Meta.Commits.Add(1)
 	t.jh.State.Store(layout.JournalIdle)
 	return nil
 }
@@ -230,9 +235,14 @@ func (t *txn) apply() error {
 	s := t.s
 	n := t.nIntents
 	for i := range n {
-		it := s.intentRec(i)
-		if err := s.checkIntent(it); err != nil {
+		if err := s.checkIntent(s.intentRec(i)); err != nil {
 			return err
+		}
+	}
+	for i := range n {
+		it := s.intentRec(i)
+		if it.Flags&layout.IntentSuperseded != 0 {
+			continue
 		}
 		// The publication: from this store on, readers see the new entry.
 		s.word(it.Slot).Store(it.New)
@@ -274,6 +284,7 @@ func (t *txn) apply() error {
 	t.add(layout.CountOff, dCount)
 	t.add(layout.BlockUsedOff, dBlock)
 	t.add(layout.KVBytesOff, dKV)
+	t.add(layout.CommitsOff, 1)
 	faultPoint("counts")
 	return nil
 }
@@ -288,8 +299,10 @@ func (s *Store) checkIntent(it *layout.Intent) error {
 		return w == 0 || (off >= g.HeapOff && off < g.Size && off%layout.EntryAlign == 0)
 	}
 	if !okSlot || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
+		s.distance(it.Home, s.bucketOfSlot(it.Slot)) >= layout.MaxProbe || it.Flags&^layout.IntentSuperseded != 0 ||
 		it.Kind < layout.IntentInsert || it.Kind > layout.IntentDelete || (it.New == 0) != (it.Kind == layout.IntentDelete) {
-		return fmt.Errorf("%w: journal intent %+v is malformed", ErrCorrupt, *it)
+		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
+			ErrCorrupt, it.Kind, it.Flags, it.Slot, it.Old, it.New, it.Home)
 	}
 	return nil
 }
@@ -326,6 +339,23 @@ func (s *Store) recoverJournal() error {
 		if c > n {
 			return fmt.Errorf("%w: journal commit mark %d past its %d records", ErrCorrupt, c, n)
 		}
+		// The replay must fit the log, as the writer's budget made sure.
+		need := uint64(c) + layout.UndoCounts
+		for i := range ni {
+			it := s.intentRec(i)
+			if err := s.checkIntent(it); err != nil {
+				return err
+			}
+			if it.Old != 0 {
+				need += layout.UndoFree
+			}
+			if it.Kind == layout.IntentDelete {
+				need += s.distance(it.Home, s.bucketOfSlot(it.Slot))
+			}
+		}
+		if need > uint64(s.geo.MaxUndo) {
+			return fmt.Errorf("%w: journal of %d intents needs %d undo records to replay, has %d", ErrCorrupt, ni, need, s.geo.MaxUndo)
+		}
 		if err := s.undo(c, n); err != nil {
 			return err
 		}
@@ -336,7 +366,6 @@ func (s *Store) recoverJournal() error {
 		if err := t.apply(); err != nil {
 			return err
 		}
-		s.hdr.Meta.Commits.Add(1)
 	default:
 		return fmt.Errorf("%w: journal state %d", ErrCorrupt, st)
 	}

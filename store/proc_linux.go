@@ -104,6 +104,11 @@ func (s *Store) attach() error {
 		// owner no longer matches it, and waiters see that owner is gone.
 		ps := s.procSlot(slot)
 		gen := ps.Gen.Add(1)
+		if identity(slot, gen) == s.hdr.Lock.Word.Load()&^layout.WaitersBit {
+			// The generation wrapped onto a dead holder's identity: skip it,
+			// or waiters would take us for that holder and wait forever.
+			gen = ps.Gen.Add(1)
+		}
 		ps.PID.Store(uint32(pid))
 		ps.Start.Store(selfStart)
 		ps.Attached.Store(time.Now().UnixNano())

@@ -71,7 +71,7 @@ func Create(name string, opts *Options) (*Store, error) {
 // rest was fixed when the store was created.
 func Open(name string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
-	s, err := open(name, &o)
+	s, err := open(name, &o, false)
 	if err != nil {
 		return nil, wrapErr("open", name, err)
 	}
@@ -84,7 +84,7 @@ func Open(name string, opts *Options) (*Store, error) {
 func OpenOrCreate(name string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
 	for range 100 {
-		s, err := open(name, &o)
+		s, err := open(name, &o, true)
 		if !errors.Is(err, fs.ErrNotExist) {
 			if err != nil {
 				return nil, wrapErr("open", name, err)
@@ -128,55 +128,91 @@ func wrapErr(op, name string, err error) error {
 }
 
 func create(name string, o *Options) (*Store, error) {
-	if o.Size < layout.MinSize {
-		return nil, fmt.Errorf("%w: size %d is below the minimum %d", ErrTooLarge, o.Size, layout.MinSize)
-	}
-	if o.Size > layout.MaxSize {
-		return nil, fmt.Errorf("%w: size %d is above the maximum %d", ErrTooLarge, o.Size, int64(layout.MaxSize))
-	}
-	if o.HugePages > HugeTLB {
-		return nil, fmt.Errorf("shmkv: unknown HugePages value %d", o.HugePages)
-	}
-	if o.ReadOnly {
-		return nil, fmt.Errorf("%w: cannot create a store read-only", ErrReadOnly)
-	}
-	if o.MaxEntries < 0 {
-		return nil, fmt.Errorf("shmkv: negative MaxEntries %d", o.MaxEntries)
-	}
-	if _, err := shmopen.Normalize(name); err != nil {
+	if err := checkCreate(name, o); err != nil {
 		return nil, err
 	}
-	// Lay out a region the size the object will really have.
-	size := o.Size
-	if o.HugePages == HugeTLB {
-		if ms := hugetlbMounts(); len(ms) > 0 {
-			size = (size + ms[0].pageSize - 1) / ms[0].pageSize * ms[0].pageSize
+	if _, err := objectSize(o); err != nil {
+		return nil, err
+	}
+	obj, err := createObject(name, o)
+	if err != nil {
+		return nil, err
+	}
+	// Take the init lock first: openers wait while it is held, and if we
+	// die they see it dropped.
+	if ok, err := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); err != nil || !ok {
+		obj.file.Close()
+		if err != nil {
+			return nil, err
 		}
+		// In the instant before we locked it, an OpenOrCreate found the
+		// object empty and is initialising it: the store exists.
+		return nil, &os.PathError{Op: "create", Path: obj.path, Err: fs.ErrExist}
+	}
+	s, err := initialize(name, obj, o, false)
+	if err != nil {
+		// Magic was never published, so no one can be using the object.
+		obj.file.Close()
+		removeObject(name)
+		return nil, err
+	}
+	return s, nil
+}
+
+func checkCreate(name string, o *Options) error {
+	switch {
+	case o.Size < layout.MinSize:
+		return fmt.Errorf("%w: size %d is below the minimum %d", ErrTooLarge, o.Size, layout.MinSize)
+	case o.Size > layout.MaxSize:
+		return fmt.Errorf("%w: size %d is above the maximum %d", ErrTooLarge, o.Size, int64(layout.MaxSize))
+	case o.HugePages > HugeTLB:
+		return fmt.Errorf("shmkv: unknown HugePages value %d", o.HugePages)
+	case o.ReadOnly:
+		return fmt.Errorf("%w: cannot create a store read-only", ErrReadOnly)
+	case o.MaxEntries < 0:
+		return fmt.Errorf("shmkv: negative MaxEntries %d", o.MaxEntries)
+	}
+	_, err := shmopen.Normalize(name)
+	return err
+}
+
+// initialize lays a new store into obj and publishes it. REQUIRES: this
+// process holds obj's init lock; obj is new (empty), or was abandoned by a
+// creator that died (adopt: its bytes are cleared first). Everything that
+// can fail happens before Magic is published, so a failure leaves an object
+// nobody has used.
+func initialize(name string, obj *object, o *Options, adopt bool) (*Store, error) {
+	size, err := objectSize(o)
+	if err != nil {
+		return nil, err
 	}
 	g, err := layout.Plan(uint64(size), uint64(o.MaxEntries))
 	if err != nil {
 		return nil, err
 	}
-	obj, objLen, err := createObject(name, o)
-	if err != nil {
+	if !obj.tlb { // hugetlbfs has no write(2); there the mapping marks it below
+		var mark [8]byte
+		binary.LittleEndian.PutUint64(mark[:], layout.MagicInit)
+		if _, err := unix.Pwrite(obj.fd(), mark[:], 0); err != nil {
+			return nil, &os.PathError{Op: "pwrite", Path: obj.path, Err: err}
+		}
+	}
+	if err := sizeObject(obj, size, o.NoReserve); err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*Store, error) {
-		obj.file.Close()
-		removeObject(name)
-		return nil, err
-	}
-	// Openers that find Magic still 0 wait for us while we hold this lock;
-	// if we die here they see it dropped and report a failed creation.
-	if ok, err := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); err != nil || !ok {
-		return fail(fmt.Errorf("shmkv: cannot take the init lock: %v", err))
-	}
-	m, err := mapObject(obj, objLen, false, o.NoReserve)
+	faultPoint("create")
+	m, err := mapObject(obj, size, false, o.NoReserve)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	r := offsetptr.NewRegion(m.data)
 	h := headerOf(r)
+	h.Magic.Store(layout.MagicInit)
+	if adopt {
+		// The dead creator may have written the header, claimed slots or
+		// set Top; it published nothing, so nothing past HeapOff matters.
+		clear(m.data[8:g.HeapOff])
+	}
 	h.Version = layout.Version
 	h.HeaderSize = layout.HeaderSize
 	h.NumSlots = layout.NumSlots
@@ -196,18 +232,25 @@ func create(name string, o *Options) (*Store, error) {
 	h.CreatorPID = uint32(os.Getpid())
 	h.Meta.Top.Store(g.HeapOff)
 	h.Checksum = layout.HeaderChecksum(h)
-	// Publish last: until Magic is stored nobody uses the region.
-	h.Magic.Store(layout.Magic)
 	s, err := attachMapping(name, obj, m, o)
 	if err != nil {
 		m.unmap()
-		return fail(err)
+		return nil, err
 	}
+	// Publish last: until Magic is stored nobody uses the region.
+	h.Magic.Store(layout.Magic)
 	ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
 	return s, nil
 }
 
-func open(name string, o *Options) (*Store, error) {
+// initGrace is how long an opener waits on an uninitialised object whose
+// init lock nobody holds before it concludes the creator is gone.
+const initGrace = 100 * time.Millisecond
+
+// open opens an existing store. With adopt, an object whose creator died
+// before finishing is initialised again with o (OpenOrCreate does this, so
+// a crash during creation never needs a manual clean-up).
+func open(name string, o *Options, adopt bool) (*Store, error) {
 	if _, err := shmopen.Normalize(name); err != nil {
 		return nil, err
 	}
@@ -216,6 +259,7 @@ func open(name string, o *Options) (*Store, error) {
 		return nil, err
 	}
 	deadline := time.Now().Add(o.InitTimeout)
+	var unlockedSince time.Time
 	for {
 		m, err := tryMap(obj, o)
 		if err == nil {
@@ -230,19 +274,62 @@ func open(name string, o *Options) (*Store, error) {
 			obj.file.Close()
 			return nil, err
 		}
-		// Being created by another process, or its creator died, or it is
-		// not a store at all. Wait while the creator holds the init lock,
-		// up to InitTimeout.
-		creating, _ := ofdHeld(obj.fd(), layout.InitLockByte)
-		if time.Now().After(deadline) {
-			obj.file.Close()
-			if creating {
-				return nil, fmt.Errorf("%w: still being created after %v", ErrIncompatible, o.InitTimeout)
+		// Being created by another process (it holds the init lock), or its
+		// creator died, or it is not a store at all.
+		if creating, _ := ofdHeld(obj.fd(), layout.InitLockByte); creating {
+			unlockedSince = time.Time{}
+		} else if unlockedSince.IsZero() {
+			unlockedSince = time.Now()
+		}
+		abandoned := !unlockedSince.IsZero() && isAbandoned(obj)
+		if abandoned && adopt && !o.ReadOnly {
+			if ok, _ := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); ok {
+				if isAbandoned(obj) {
+					s, err := initialize(name, obj, o, true)
+					if err != nil {
+						ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
+						obj.file.Close()
+					}
+					return s, err
+				}
+				ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
 			}
-			return nil, fmt.Errorf("%w: not a shmkv store, or its creator died before finishing (header is empty); remove it with `shmkv rm`", ErrIncompatible)
+			continue
+		}
+		now := time.Now()
+		if !unlockedSince.IsZero() && now.Sub(unlockedSince) > initGrace || now.After(deadline) {
+			obj.file.Close()
+			switch {
+			case unlockedSince.IsZero():
+				return nil, fmt.Errorf("%w: still being created after %v", ErrIncompatible, o.InitTimeout)
+			case abandoned:
+				return nil, fmt.Errorf("%w: its creator died before finishing it; OpenOrCreate initialises it again, or remove it with `shmkv rm`", ErrIncompatible)
+			}
+			return nil, fmt.Errorf("%w: not a shmkv store (its header is empty)", ErrIncompatible)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// isAbandoned reports whether obj is a store whose creation started and
+// never finished: still empty, or marked MagicInit. (An object that is
+// merely zero-filled may be someone else's, and is never taken.)
+func isAbandoned(obj *object) bool {
+	var st unix.Stat_t
+	if unix.Fstat(obj.fd(), &st) != nil {
+		return false
+	}
+	if st.Size == 0 {
+		return true
+	}
+	var b [8]byte
+	if obj.tlb {
+		return false // no read(2) on hugetlbfs; a dead tlb creator needs `shmkv rm`
+	}
+	if n, err := unix.Pread(obj.fd(), b[:], 0); err != nil || n != 8 {
+		return false
+	}
+	return binary.LittleEndian.Uint64(b[:]) == layout.MagicInit
 }
 
 // tryMap maps the object if its header is ready, and validates it.
@@ -269,6 +356,11 @@ func tryMap(obj *object, o *Options) (*mapping, error) {
 	if err := layout.Validate(h, uint64(st.Size)); err != nil {
 		m.unmap()
 		return nil, err
+	}
+	if (h.Flags&layout.FlagNoReserve != 0) != noReserve {
+		// Peeked before the creator wrote the header: map again.
+		m.unmap()
+		return nil, layout.ErrNotReady
 	}
 	return m, nil
 }

@@ -153,3 +153,61 @@ func TestCrashDuringRecovery(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashReplayNeverGoesBack: a batch that puts one key twice is killed
+// after publishing, and the process replaying it is killed right after its
+// first publication. A reader must still see the batch's last value: the
+// replay must not publish the superseded one first.
+func TestCrashReplayNeverGoesBack(t *testing.T) {
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := spawn(t, "mutate", []string{name, "batch2", "k", "v2"}, "SHMKV_FAULT=apply:1")
+	if err := c.wait(t, 10*time.Second); !killed(err) {
+		t.Fatalf("batch helper: %v", err)
+	}
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v2" {
+		t.Fatalf("after the batch's publication k = %q, %v", v, err)
+	}
+	c2 := spawn(t, "mutate", []string{name, "put", "other", "x"}, "SHMKV_FAULT=publish:1")
+	if err := c2.wait(t, 10*time.Second); !killed(err) {
+		t.Fatalf("replaying helper: %v", err)
+	}
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v2" {
+		t.Fatalf("mid-replay k = %q, %v: a reader that saw v2 now sees an older state", v, err)
+	}
+	if _, err := s.Get([]byte("transient")); err == nil {
+		t.Fatal("mid-replay a key the batch put and deleted is visible")
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashDuringCreate kills a process while it creates a store (object
+// sized, header not yet published) and checks that OpenOrCreate in another
+// process initialises the store afresh rather than failing or waiting.
+func TestCrashDuringCreate(t *testing.T) {
+	name := storeName(t)
+	c := spawn(t, "openorcreate", []string{name, "0"}, "SHMKV_FAULT=create:1")
+	if err := c.wait(t, 10*time.Second); !killed(err) {
+		t.Fatalf("creating helper was not killed: %v", err)
+	}
+	if _, err := store.Open(name, nil); err == nil {
+		t.Fatal("Open succeeded on a store whose creator died before publishing it")
+	}
+	s, err := store.OpenOrCreate(name, &store.Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatalf("OpenOrCreate after the creator died: %v", err)
+	}
+	defer s.Close()
+	if err := s.Put([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

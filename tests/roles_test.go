@@ -83,6 +83,13 @@ func runRole(role string, args []string) error {
 			err = s.Delete(k)
 		case "cas":
 			_, err = s.CompareAndSwap(k, []byte(args[4]), []byte(args[3]))
+		case "batch2": // the same key twice, and a key put then deleted
+			err = s.Update(func(b *store.Batch) error {
+				b.Put(k, []byte("v1"))
+				b.Put(k, []byte(args[3]))
+				b.Put([]byte("transient"), []byte("x"))
+				return b.Delete([]byte("transient"))
+			})
 		case "batch": // puts KEY=VALUE, KEY#i=VALUE for i < 5, deletes "victim"
 			err = s.Update(func(b *store.Batch) error {
 				for i := range 5 {
