@@ -56,6 +56,7 @@ func (t *txn) alloc(size uint64) (uint64, error) {
 	}
 	if size <= s.geo.Size-top {
 		t.set(layout.TopOff, top+size)
+		faultPoint("bump")
 		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
 		// Space above Top was never published (or only by a transaction that
 		// was rolled back), so no reader holds its offset: any odd Seq will do.
@@ -91,6 +92,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 		return 0, nil // a larger class may still have one
 	}
 	t.set(layout.FreeListOff(c), s.nextFree(head))
+	faultPoint("pop")
 	t.add(layout.FreeBytesOff, -int64(bsize))
 	// The block's two header words change below and by the caller; log them
 	// so a rollback puts the block back on its list intact.
@@ -104,6 +106,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 		r.Seq.Store(1)
 		r.Size = uint32(rest)
 		t.pushFree(head+size, r)
+		faultPoint("split")
 	}
 	return head, nil
 }
@@ -124,5 +127,7 @@ func (t *txn) free(off uint64, e *layout.Entry) {
 	t.log(off, layout.UndoSeq)
 	t.log(off+8, layout.UndoPlain)
 	e.Seq.Add(1)
+	faultPoint("free-seq")
 	t.pushFree(off, e)
+	faultPoint("freed")
 }

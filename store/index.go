@@ -261,6 +261,7 @@ func (t *txn) probe(home, d uint64) {
 	for i := range d {
 		off := t.s.bucketOff(home + i)
 		t.set(off, t.s.word(off).Load()+1) // Overflow is the word's low half
+		faultPoint("probe")
 	}
 }
 
@@ -274,5 +275,6 @@ func (t *txn) unprobe(home, bucket uint64) {
 			continue // only reachable through corruption; never go below 0
 		}
 		t.set(off, w-1)
+		faultPoint("unprobe")
 	}
 }

@@ -111,6 +111,7 @@ func (s *Store) begin() *txn {
 	// INVARIANT: the counts are reset before State leaves Idle, so recovery
 	// never reads a previous transaction's records.
 	jh.State.Store(layout.JournalPrepare)
+	faultPoint("begin")
 	// NB: the txn lives in the Store (guarded by wmu) so a mutation
 	// allocates nothing.
 	s.tx = txn{s: s, jh: jh}
@@ -142,9 +143,11 @@ func (t *txn) log(off uint64, kind uint64) {
 	rec := t.s.undoRec(t.nUndo)
 	rec.Off = off | kind
 	rec.Old = w.Load()
+	faultPoint("log-record")
 	t.nUndo++
 	// The record is written before the count that makes it visible.
 	t.jh.NumUndo.Store(t.nUndo)
+	faultPoint("logged")
 }
 
 // set changes a word, logging its old value first.
@@ -185,12 +188,14 @@ func (t *txn) commit() error {
 		return nil
 	}
 	t.jh.CommitUndo.Store(t.nUndo)
+	faultPoint("prepared")
 	t.jh.State.Store(layout.JournalCommitted)
 	faultPoint("commit")
 	if err := t.apply(); err != nil {
 		return err
 	}
 	t.jh.State.Store(layout.JournalIdle)
+	faultPoint("idle")
 	return nil
 }
 
@@ -200,6 +205,7 @@ func (t *txn) rollback() {
 		// Records this process just wrote are valid; failing here is a bug.
 		panic(err)
 	}
+	faultPoint("rolled-back")
 	t.jh.State.Store(layout.JournalIdle)
 }
 
@@ -224,6 +230,7 @@ func (s *Store) undo(from, to uint32) error {
 			seq++
 		}
 		w.Store(rec.Old&^0xffffffff | uint64(seq))
+		faultPoint("undo")
 	}
 	return nil
 }

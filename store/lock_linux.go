@@ -71,6 +71,7 @@ func (s *Store) lockSlow(w *atomic.Uint32) error {
 				// Take over from the dead holder. Only one CAS from v wins.
 				if w.CompareAndSwap(v, s.ident|layout.WaitersBit) {
 					s.tookOver.Add(1)
+					faultPoint("takeover")
 					return nil
 				}
 				continue

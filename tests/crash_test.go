@@ -4,152 +4,249 @@ package tests
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
-// TestCrashAtEveryFaultPoint kills a helper process at each fault point of
-// each mutation kind, while it holds the writer lock mid-transaction, and
-// checks that the parent's next write proceeds within LockTimeout (plus a
-// margin), that the mutation is wholly absent (killed before the commit) or
-// wholly applied (after), that earlier writes are intact, and that the
-// store passes Check.
-func TestCrashAtEveryFaultPoint(t *testing.T) {
-	const lockTimeout = 50 * time.Millisecond
-	type mutation struct {
-		op       string
-		args     []string // after NAME OP KEY
-		newValue string   // "" means deleted
+// faultSequence runs the helper once with SHMKV_FAULT_LOG and returns the
+// fault points it passed, in order, as "name:n" (the n-th time it passed
+// name), which is what SHMKV_FAULT takes.
+func faultSequence(t *testing.T, args []string, env ...string) []string {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "faults")
+	c := spawn(t, "mutate", args, append(env, "SHMKV_FAULT_LOG="+log)...)
+	if err := c.wait(t, 10*time.Second); err != nil {
+		t.Fatalf("helper %v: %v", args, err)
 	}
-	muts := []mutation{
-		{"put", []string{"fresh"}, "fresh"},       // insert of a new key
-		{"put", []string{"replaced"}, "replaced"}, // overwrite
-		{"del", nil, ""},
-		{"cas", []string{"swapped", "v0"}, "swapped"},
-		{"batch", []string{"batched"}, "batched"},
+	b, _ := os.ReadFile(log)
+	var seq []string
+	seen := map[string]int{}
+	for _, p := range strings.Fields(string(b)) {
+		seen[p]++
+		seq = append(seq, fmt.Sprintf("%s:%d", p, seen[p]))
 	}
-	before := map[string]bool{"alloc": true, "filled": true, "intent": true}
-	after := []string{"commit", "publish", "apply", "counts"}
-	points := append([]string{"alloc", "filled", "intent"}, after...)
-	for _, m := range muts {
-		for _, p := range points {
-			if m.op == "del" && (p == "alloc" || p == "filled") {
-				continue // a delete allocates nothing
-			}
-			t.Run(m.op+"/"+p, func(t *testing.T) {
-				name := storeName(t)
-				s, err := store.Create(name, &store.Options{Size: 1 << 20, LockTimeout: lockTimeout})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				for i := range 20 {
-					s.Put([]byte(fmt.Sprintf("other%d", i)), []byte("x"))
-				}
-				key := m.op + "-key"
-				if m.op != "put" || m.newValue == "replaced" {
-					s.Put([]byte(key), []byte("v0"))
-				}
-				s.Put([]byte("victim"), []byte("x"))
-				old, oldErr := s.Get([]byte(key))
-				c := spawn(t, "mutate", append([]string{name, m.op, key}, m.args...), "SHMKV_FAULT="+p+":1")
-				err = c.wait(t, 10*time.Second)
-				if !killed(err) {
-					t.Fatalf("helper was not killed at %s: %v", p, err)
-				}
-				if h := s.Stats().Writer; !h.Held || h.Alive {
-					t.Fatalf("after the kill the lock is %+v, want held by a dead process", h)
-				}
-				start := time.Now()
-				if err := s.Put([]byte("next"), []byte("write")); err != nil {
-					t.Fatal(err)
-				}
-				if d := time.Since(start); d > lockTimeout+500*time.Millisecond {
-					t.Fatalf("next writer waited %v, LockTimeout is %v", d, lockTimeout)
-				}
-				v, err := s.Get([]byte(key))
-				switch {
-				case before[p]: // rolled back
-					if string(v) != string(old) || (err == nil) != (oldErr == nil) {
-						t.Fatalf("killed before commit: %s = %q, %v; want the old %q, %v", key, v, err, old, oldErr)
-					}
-				case m.newValue == "": // delete rolled forward
-					if err == nil {
-						t.Fatalf("killed after commit of a delete: %s still = %q", key, v)
-					}
-				default:
-					if err != nil || string(v) != m.newValue {
-						t.Fatalf("killed after commit: %s = %q, %v; want %q", key, v, err, m.newValue)
-					}
-				}
-				if m.op == "batch" { // all five puts and the delete, or none
-					_, verr := s.Get([]byte("victim"))
-					for i := range 5 {
-						v, err := s.Get([]byte(fmt.Sprintf("%s#%d", key, i)))
-						if before[p] != (err != nil) || (err == nil && string(v) != m.newValue) || before[p] != (verr == nil) {
-							t.Fatalf("batch killed at %s: %s#%d = %q, %v; victim: %v", p, key, i, v, err, verr)
-						}
-					}
-				}
-				for i := range 20 {
-					if v, err := s.Get([]byte(fmt.Sprintf("other%d", i))); err != nil || string(v) != "x" {
-						t.Fatalf("earlier write other%d lost: %q, %v", i, v, err)
-					}
-				}
-				if st := s.Stats(); st.Recoveries != 1 {
-					t.Fatalf("%d recoveries, want 1", st.Recoveries)
-				}
-				if err := s.Check(); err != nil {
-					t.Fatal(err)
-				}
-			})
+	if len(seq) == 0 {
+		t.Fatalf("helper %v passed no fault point", args)
+	}
+	return seq
+}
+
+type crashMutation struct {
+	name     string
+	args     []string // after NAME
+	key      string
+	old      string // "" means absent before
+	newValue string // "" means deleted
+	batch    bool
+	crowd    bool // fill the key's home bucket first, so it probes past it
+}
+
+var crashMutations = []crashMutation{
+	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false},
+	// A block of exactly a freed block's size: popped from its free list.
+	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false},
+	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false},
+	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false},
+	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false},
+	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false},
+	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false},
+	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true},
+	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true},
+}
+
+const crashSize, crashEntries = 1 << 20, 600
+
+// crowd puts layout.BucketSlots keys whose home bucket is key's, so that
+// key is placed in a later bucket and raises the Overflow counts between.
+func crowd(t *testing.T, s *store.Store, key string) {
+	g, err := layout.Plan(crashSize, crashEntries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := layout.Home(xxhash.Sum64String(key), g.NumBuckets)
+	n := 0
+	for i := 0; n < layout.BucketSlots; i++ {
+		k := fmt.Sprintf("crowd%d", i)
+		if layout.Home(xxhash.Sum64String(k), g.NumBuckets) == home {
+			s.Put([]byte(k), []byte("c"))
+			n++
 		}
 	}
 }
 
-// TestCrashDuringRecovery kills one writer after its commit, then kills the
-// process recovering from that in the middle of its repair, and checks a
-// third recovers the store to the committed state.
+// crashStore makes the store every crash run starts from: the same
+// contents, so a mutation passes the same fault points each time. The heap
+// has no never-used space left and freed blocks of several sizes, so
+// allocations pop free blocks and split them.
+func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: crashSize, MaxEntries: crashEntries, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		s.Put([]byte(fmt.Sprintf("other%d", i)), []byte("x"))
+	}
+	if m.crowd {
+		crowd(t, s, m.key)
+	}
+	for i := range 5 {
+		s.Put([]byte(fmt.Sprintf("gap%d", i)), []byte(strings.Repeat("g", 50+i*400)))
+	}
+	for i := range 5 {
+		s.Delete([]byte(fmt.Sprintf("gap%d", i)))
+	}
+	if m.old != "" {
+		s.Put([]byte(m.key), []byte(m.old))
+	}
+	s.Put([]byte("victim"), []byte("x"))
+	// Use up the heap's tail with one entry of exactly its size.
+	if tail := s.Stats().TailBytes; tail >= 32 {
+		if err := s.Put([]byte("filler"), make([]byte, tail-12-6)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tail := s.Stats().TailBytes; tail != 0 {
+		t.Fatalf("heap tail is %d bytes, want 0", tail)
+	}
+	return name, s
+}
+
+// verifyCrash checks a store after a helper died during m: the mutation is
+// wholly there (committed) or wholly absent, earlier writes are intact, the
+// next write proceeds within LockTimeout plus a margin, and Check passes.
+func verifyCrash(t *testing.T, s *store.Store, m crashMutation, committed bool, at string) {
+	t.Helper()
+	start := time.Now()
+	if err := s.Put([]byte("next"), []byte("write")); err != nil {
+		t.Fatalf("killed at %s: next put: %v", at, err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond+time.Second {
+		t.Fatalf("killed at %s: next writer waited %v", at, d)
+	}
+	want := m.old
+	if committed {
+		want = m.newValue
+	}
+	v, err := s.Get([]byte(m.key))
+	if (want == "") != (err != nil) || (err == nil && string(v) != want) {
+		t.Fatalf("killed at %s (committed %v): %s = %.20q, %v; want %.20q", at, committed, m.key, v, err, want)
+	}
+	if m.batch { // all five puts and the delete, or none
+		_, verr := s.Get([]byte("victim"))
+		for i := range 5 {
+			v, err := s.Get([]byte(fmt.Sprintf("%s#%d", m.key, i)))
+			if committed != (err == nil) || (err == nil && string(v) != m.newValue) || committed != (verr != nil) {
+				t.Fatalf("batch killed at %s: %s#%d = %q, %v; victim: %v", at, m.key, i, v, err, verr)
+			}
+		}
+	}
+	for i := range 20 {
+		if v, err := s.Get([]byte(fmt.Sprintf("other%d", i))); err != nil || string(v) != "x" {
+			t.Fatalf("killed at %s: earlier write other%d lost: %q, %v", at, i, v, err)
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("killed at %s: %v", at, err)
+	}
+}
+
+// TestCrashAtEveryFaultPoint runs each kind of mutation once to list the
+// fault points it passes (allocation, journal records, probe counts, the
+// commit, each publication, frees, counts, the journal cleared), then, for
+// each, runs it again in a helper process that SIGKILLs itself there, while
+// it holds the writer lock, and verifies the store from another process.
+func TestCrashAtEveryFaultPoint(t *testing.T) {
+	total := 0
+	for _, m := range crashMutations {
+		t.Run(m.name, func(t *testing.T) {
+			name, s := crashStore(t, m)
+			seq := faultSequence(t, append([]string{name}, m.args...))
+			s.Close()
+			committed := false
+			for _, at := range seq {
+				if strings.HasPrefix(at, "commit:") {
+					committed = true
+				}
+				name, s := crashStore(t, m)
+				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+at)
+				if err := c.wait(t, 10*time.Second); !killed(err) {
+					t.Fatalf("helper was not killed at %s: %v", at, err)
+				}
+				if h := s.Stats().Writer; !h.Held || h.Alive {
+					t.Fatalf("killed at %s: lock %+v, want held by a dead process", at, h)
+				}
+				verifyCrash(t, s, m, committed, at)
+				// A kill after the journal was cleared leaves only the lock.
+				wantRecoveries := uint64(1)
+				if strings.HasPrefix(at, "idle:") {
+					wantRecoveries = 0
+				}
+				if st := s.Stats(); st.Recoveries != wantRecoveries || st.TakeOvers != 1 {
+					t.Fatalf("killed at %s: %d recoveries, %d take-overs; want %d and 1", at, st.Recoveries, st.TakeOvers, wantRecoveries)
+				}
+				s.Close()
+				store.Remove(name)
+			}
+			total += len(seq)
+			t.Logf("%s: killed at each of %d fault points: %s", m.name, len(seq), strings.Join(seq, " "))
+		})
+	}
+	t.Logf("%d crash points in all", total)
+}
+
+// TestCrashDuringRecovery kills a writer mid-mutation, then kills the
+// process that repairs the store at each fault point of its repair, and
+// checks that a third repairs it to the same result. It does this for a
+// writer killed before its commit (repair rolls back) and after (repair
+// rolls forward).
 func TestCrashDuringRecovery(t *testing.T) {
-	for _, p := range []string{"recover-undone", "publish", "apply", "counts"} {
-		t.Run(p, func(t *testing.T) {
-			name := storeName(t)
-			s, err := store.Create(name, &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
+	m := crashMutations[1] // overwrite
+	for _, first := range []string{"filled:1", "publish:1", "freed:1"} {
+		t.Run(first, func(t *testing.T) {
+			committed := first != "filled:1"
+			kill := func(name string) {
+				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+first)
+				if err := c.wait(t, 10*time.Second); !killed(err) {
+					t.Fatalf("first helper: %v", err)
+				}
 			}
-			defer s.Close()
-			s.Put([]byte("k"), []byte("old"))
-			// First helper dies after publishing, before freeing the old block.
-			c := spawn(t, "mutate", []string{name, "put", "k", "new"}, "SHMKV_FAULT=apply:1")
-			if err := c.wait(t, 10*time.Second); !killed(err) {
-				t.Fatalf("first helper: %v", err)
+			name, s := crashStore(t, m)
+			kill(name)
+			// The repairing helper's own put comes after the repair: only the
+			// points before its "begin" belong to the repair.
+			seq := faultSequence(t, []string{name, "put", "other", "y"})
+			s.Close()
+			var repair []string
+			for _, at := range seq {
+				if strings.HasPrefix(at, "begin:") {
+					break
+				}
+				repair = append(repair, at)
 			}
-			// Second helper takes over, and dies during its repair: its first
-			// pass through any of these points is inside recovery, which runs
-			// before its own put.
-			c2 := spawn(t, "mutate", []string{name, "put", "other", "x"}, "SHMKV_FAULT="+p+":1")
-			err = c2.wait(t, 10*time.Second)
-			if !killed(err) {
-				t.Fatalf("second helper was not killed in recovery at %s: %v", p, err)
+			if len(repair) == 0 {
+				t.Fatalf("no fault point in the repair (sequence %v)", seq)
 			}
-			if v, err := s.Get([]byte("k")); err != nil || string(v) != "new" {
-				t.Fatalf("k = %q, %v; want the committed \"new\"", v, err)
+			for _, at := range repair {
+				name, s := crashStore(t, m)
+				kill(name)
+				c := spawn(t, "mutate", []string{name, "put", "other", "y"}, "SHMKV_FAULT="+at)
+				if err := c.wait(t, 10*time.Second); !killed(err) {
+					t.Fatalf("repairing helper was not killed at %s: %v", at, err)
+				}
+				verifyCrash(t, s, m, committed, first+" then repair at "+at)
+				s.Close()
+				store.Remove(name)
 			}
-			if err := s.Put([]byte("third"), []byte("x")); err != nil {
-				t.Fatal(err)
-			}
-			if v, err := s.Get([]byte("k")); err != nil || string(v) != "new" {
-				t.Fatalf("after repair k = %q, %v", v, err)
-			}
-			if err := s.Check(); err != nil {
-				t.Fatal(err)
-			}
-			if st := s.Stats(); st.Recoveries < 1 {
-				t.Fatalf("recoveries %d", st.Recoveries)
-			}
+			t.Logf("repair after a kill at %s: killed at each of its %d fault points", first, len(repair))
 		})
 	}
 }
