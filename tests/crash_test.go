@@ -209,7 +209,12 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 // writer killed before its commit (repair rolls back) and after (repair
 // rolls forward).
 func TestCrashDuringRecovery(t *testing.T) {
-	m := crashMutations[1] // overwrite
+	var m crashMutation
+	for _, c := range crashMutations {
+		if c.name == "overwrite" {
+			m = c
+		}
+	}
 	for _, first := range []string{"filled:1", "publish:1", "freed:1"} {
 		t.Run(first, func(t *testing.T) {
 			committed := first != "filled:1"
