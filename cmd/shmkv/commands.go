@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strconv"
+
+	"github.com/shmkv/shmkv/store"
+)
+
+// openOrCreate is how put and get reach the store: it is created with the
+// defaults if missing, so the CLI works with no set-up.
+func (c *cli) openOrCreate() (*store.Store, error) {
+	return store.OpenOrCreate(c.name, nil)
+}
+
+// open opens an existing store.
+func (c *cli) open(readOnly bool) (*store.Store, error) {
+	return store.Open(c.name, &store.Options{ReadOnly: readOnly})
+}
+
+// notFound is the exit-1 error for a missing key.
+func (c *cli) notFound(key string) error {
+	return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: key %q not found", c.name, key)}
+}
+
+func (c *cli) put(args []string) error {
+	rest, err := c.parse(c.flags("put"), args, 1, 2)
+	if err != nil {
+		return err
+	}
+	key := []byte(rest[0])
+	var value []byte
+	if len(rest) == 2 {
+		value = []byte(rest[1])
+	} else if value, err = io.ReadAll(c.stdin); err != nil {
+		return fmt.Errorf("reading the value from stdin: %w", err)
+	}
+	s, err := c.openOrCreate()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Put(key, value); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	return nil
+}
+
+func (c *cli) get(args []string) error {
+	fl := c.flags("get")
+	raw := fl.Bool("raw", false, "print the exact bytes of the value, without a newline")
+	rest, err := c.parse(fl, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := c.openOrCreate()
+	if errors.Is(err, fs.ErrPermission) {
+		// Reading needs only read permission.
+		s, err = c.open(true)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	v, err := s.Get([]byte(rest[0]))
+	if errors.Is(err, store.ErrNotFound) {
+		return c.notFound(rest[0])
+	}
+	if err != nil {
+		return fmt.Errorf("get %q: %w", rest[0], err)
+	}
+	if !*raw {
+		v = append(v, '\n')
+	}
+	_, err = c.stdout.Write(v)
+	return err
+}
+
+func (c *cli) del(args []string) error {
+	rest, err := c.parse(c.flags("del"), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := c.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	err = s.Delete([]byte(rest[0]))
+	if errors.Is(err, store.ErrNotFound) {
+		return c.notFound(rest[0])
+	}
+	if err != nil {
+		return fmt.Errorf("del %q: %w", rest[0], err)
+	}
+	return nil
+}
+
+func (c *cli) cas(args []string) error {
+	fl := c.flags("cas")
+	absent := fl.Bool("absent", false, "set KEY only if it is absent; the arguments are then KEY NEW")
+	rest, err := c.parse(fl, args, 2, 3)
+	if err != nil {
+		return err
+	}
+	var key, old, new []byte
+	switch {
+	case *absent && len(rest) == 2:
+		key, new = []byte(rest[0]), []byte(rest[1]) // old nil: only if absent
+	case !*absent && len(rest) == 3:
+		key, old, new = []byte(rest[0]), []byte(rest[1]), []byte(rest[2])
+		if old == nil {
+			old = []byte{} // an empty OLD matches an empty value, not absence
+		}
+	case *absent:
+		return usagef("with --absent, want KEY NEW (got %d arguments)", len(rest))
+	default:
+		return usagef("want KEY OLD NEW (got %d arguments)", len(rest))
+	}
+	s, err := c.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ok, err := s.CompareAndSwap(key, old, new)
+	if err != nil {
+		return fmt.Errorf("cas %q: %w", key, err)
+	}
+	if !ok {
+		why := "its value is not OLD"
+		if *absent {
+			why = "it exists"
+		}
+		return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: cas %q: not swapped: %s", c.name, key, why)}
+	}
+	return nil
+}
+
+func (c *cli) keys(args []string) error {
+	rest, err := c.parse(c.flags("keys"), args, 0, 1)
+	if err != nil {
+		return err
+	}
+	var prefix []byte
+	if len(rest) == 1 {
+		prefix = []byte(rest[0])
+	}
+	s, err := c.open(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var keys [][]byte
+	err = s.Range(func(k, _ []byte) bool {
+		if bytes.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	var out bytes.Buffer
+	for _, k := range keys {
+		out.Write(k)
+		out.WriteByte('\n')
+	}
+	_, err = c.stdout.Write(out.Bytes())
+	return err
+}
+
+func (c *cli) check(args []string) error {
+	if _, err := c.parse(c.flags("check"), args, 0, 0); err != nil {
+		return err
+	}
+	s, err := c.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	err = s.Check()
+	if err == nil {
+		fmt.Fprintf(c.stdout, "ok: %d entries\n", s.Len())
+		return nil
+	}
+	if !errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("check: %w", err)
+	}
+	// Check joins one error per violation.
+	violations := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		violations = j.Unwrap()
+	}
+	for _, v := range violations {
+		fmt.Fprintln(c.stderr, c.errLine(v))
+	}
+	return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: check found %d violations", c.name, len(violations))}
+}
+
+func (c *cli) create(args []string) error {
+	fl := c.flags("create")
+	o := store.Options{Size: store.DefaultSize, Mode: store.DefaultMode}
+	fl.Func("size", "`SIZE` of the store, such as 256M, 1G or 1048576 (default 64M)", func(v string) error {
+		n, err := store.ParseSize(v)
+		if err != nil {
+			return errors.New("bad size (want e.g. 256M, 1G or a byte count)")
+		}
+		o.Size = n
+		return nil
+	})
+	fl.Func("entries", "hold at most `N` keys (default: chosen by the store from the size)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return errors.New("want a count >= 0")
+		}
+		o.MaxEntries = n
+		return nil
+	})
+	fl.Func("hugepages", "page size `MODE`: off (4 KiB pages), thp (transparent huge pages) or tlb (hugetlbfs) (default off)", func(v string) error {
+		h, err := store.ParseHugePages(v)
+		if err != nil {
+			return errors.New("want off, thp or tlb")
+		}
+		o.HugePages = h
+		return nil
+	})
+	fl.BoolVar(&o.NoReserve, "noreserve", false, "do not reserve the memory now: sparse object, instant creation (writes may fail when "+store.ShmDir+" is full)")
+	fl.BoolVar(&o.Populate, "populate", false, "prefault every page at each open")
+	fl.BoolVar(&o.Lock, "lock", false, "mlock the mapping at each open (needs CAP_IPC_LOCK or ulimit -l)")
+	fl.Func("mode", "permission bits `PERM` of the object, in octal (default 0600)", func(v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 || m == 0 {
+			return errors.New("want octal permission bits such as 0600 or 0660")
+		}
+		o.Mode = fs.FileMode(m)
+		return nil
+	})
+	if _, err := c.parse(fl, args, 0, 0); err != nil {
+		return err
+	}
+	s, err := store.Create(c.name, &o)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func (c *cli) rm(args []string) error {
+	if _, err := c.parse(c.flags("rm"), args, 0, 0); err != nil {
+		return err
+	}
+	return store.Remove(c.name)
+}

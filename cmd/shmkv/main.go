@@ -1,0 +1,279 @@
+// Command shmkv reads and writes a shmkv store from the shell, shows its
+// state, checks it, and demonstrates several processes sharing one.
+//
+//	shmkv [--store NAME] COMMAND [ARGS]
+//
+// NAME defaults to $SHMKV_STORE, else "shmkv". Run `shmkv help` for the
+// commands. Exit codes: 0 success; 1 key not found, CAS mismatch, or check
+// found damage; 2 usage; 3 any other error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/shmkv/shmkv/store"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitNotFound = 1 // key not found, CAS mismatch, check found damage, demo verification failed
+	exitUsage    = 2
+	exitError    = 3
+)
+
+// envStore names the environment variable that sets the default store.
+const envStore = "SHMKV_STORE"
+
+// defaultStoreName is the store used without --store or $SHMKV_STORE.
+const defaultStoreName = "shmkv"
+
+// cli is one invocation: its streams and the store it names.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	name           string // --store
+}
+
+// command is one subcommand. args is its synopsis after the command name.
+type command struct {
+	name, args, summary string
+	run                 func(c *cli, args []string) error
+	hidden              bool
+}
+
+// commands in the order usage lists them. Set in init: the run functions
+// refer to the table (through usage) themselves.
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "put", args: "KEY [VALUE]", summary: "set KEY to VALUE; VALUE is read from stdin (exact bytes) when omitted", run: (*cli).put},
+		{name: "get", args: "[--raw] KEY", summary: "print KEY's value and a newline; --raw: the exact bytes only", run: (*cli).get},
+		{name: "del", args: "KEY", summary: "delete KEY", run: (*cli).del},
+		{name: "cas", args: "KEY OLD NEW | cas --absent KEY NEW", summary: "set KEY to NEW only if its value is OLD (--absent: only if KEY is absent)", run: (*cli).cas},
+		{name: "keys", args: "[PREFIX]", summary: "print the keys (starting with PREFIX), sorted, one per line", run: (*cli).keys},
+		{name: "stat", args: "[--json]", summary: "show sizes, fill, options, backing memory, writer lock and counters", run: (*cli).stat},
+		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
+		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
+		{name: "rm", args: "", summary: "remove (unlink) the store; processes that have it open keep it", run: (*cli).rm},
+		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
+		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
+		{name: "help", args: "[COMMAND]", summary: "print this help, or a command's", run: (*cli).help},
+		{name: "demo-worker", args: "ROLE STORE ID ...", summary: "a process of the demo", run: (*cli).demoWorker, hidden: true},
+	}
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit code. Tests call it in-process.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	top := flag.NewFlagSet("shmkv", flag.ContinueOnError)
+	top.SetOutput(io.Discard)
+	top.Usage = func() {}
+	def := os.Getenv(envStore)
+	if def == "" {
+		def = defaultStoreName
+	}
+	top.StringVar(&c.name, "store", def, "")
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "shmkv: %v\n", err)
+		c.usage(stderr)
+		return exitUsage
+	}
+	rest := top.Args()
+	if len(rest) == 0 {
+		fmt.Fprintln(stderr, "shmkv: no command")
+		c.usage(stderr)
+		return exitUsage
+	}
+	cmd := lookup(rest[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "shmkv: unknown command %q (run \"shmkv help\")\n", rest[0])
+		return exitUsage
+	}
+	return c.report(cmd, cmd.run(c, rest[1:]))
+}
+
+// report prints err (if any) and turns it into the exit code.
+func (c *cli) report(cmd *command, err error) int {
+	var ue *usageError
+	var ce *codeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelpShown):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(c.stderr, "shmkv %s: %s\n", cmd.name, ue.msg)
+		fmt.Fprintf(c.stderr, "usage: shmkv [--store NAME] %s %s\n", cmd.name, cmd.args)
+		return exitUsage
+	case errors.As(err, &ce):
+		fmt.Fprintln(c.stderr, ce.msg)
+		return ce.code
+	}
+	fmt.Fprintln(c.stderr, c.errLine(err))
+	return exitError
+}
+
+// usageError is a wrong command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// codeError carries a message already formatted for stderr and its exit
+// code (1 for not found, mismatch and damage).
+type codeError struct {
+	code int
+	msg  string
+}
+
+func (e *codeError) Error() string { return e.msg }
+
+// errHelpShown ends a command whose -h printed its help.
+var errHelpShown = errors.New("help shown")
+
+// errLine is the one-line message for an error about the store: it names
+// the store once and keeps the cause, dropping the store's own repetitions
+// of the name ("open NAME: ") and of the "shmkv: " prefix.
+func (c *cli) errLine(err error) string {
+	msg := err.Error()
+	for _, op := range []string{"open", "create", "remove"} {
+		if rest, ok := strings.CutPrefix(msg, op+" "+c.name+": "); ok {
+			msg = op + ": " + rest
+			break
+		}
+	}
+	msg = strings.ReplaceAll(msg, "shmkv: ", "")
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !strings.Contains(msg, "unlink"):
+		msg += ` (no such store: create it with "shmkv create" or "shmkv put")`
+	case errors.Is(err, fs.ErrExist):
+		msg += ` (the store exists: remove it first with "shmkv rm")`
+	}
+	return fmt.Sprintf("shmkv: store %q: %s", c.name, msg)
+}
+
+// flags makes the FlagSet of a command; parse it with c.parse.
+func (c *cli) flags(name string) *flag.FlagSet {
+	fl := flag.NewFlagSet(name, flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	fl.Usage = func() {}
+	return fl
+}
+
+// parse parses a command's flags and checks it got between min and max
+// positional arguments (max < 0: no limit). -h prints the command's help.
+func (c *cli) parse(fl *flag.FlagSet, args []string, min, max int) ([]string, error) {
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.commandHelp(c.stdout, lookup(fl.Name()), fl)
+			return nil, errHelpShown
+		}
+		return nil, usagef("%v", err)
+	}
+	rest := fl.Args()
+	switch {
+	case len(rest) < min:
+		return nil, usagef("too few arguments (%d)", len(rest))
+	case max >= 0 && len(rest) > max:
+		return nil, usagef("too many arguments (%d): %q", len(rest), rest)
+	}
+	return rest, nil
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprint(w, `shmkv: a crash-safe key-value store in POSIX shared memory (`+store.ShmDir+`/NAME),
+shared by every process on the host that opens it.
+
+usage: shmkv [--store NAME] COMMAND [ARGS]
+
+--store NAME  the store (default $`+envStore+`, else "`+defaultStoreName+`");
+              put and get create it with default options if it does not exist
+
+commands:
+`)
+	for _, cmd := range commands {
+		if cmd.hidden {
+			continue
+		}
+		syn := cmd.name
+		if cmd.args != "" {
+			syn += " " + cmd.args
+		}
+		if len(syn) > 24 {
+			fmt.Fprintf(w, "  %s\n  %-24s  %s\n", syn, "", cmd.summary)
+		} else {
+			fmt.Fprintf(w, "  %-24s  %s\n", syn, cmd.summary)
+		}
+	}
+	fmt.Fprint(w, `
+exit codes: 0 success; 1 key not found (get, del), CAS mismatch, or check found
+damage; 2 usage; 3 any other error (one line on stderr naming the store).
+`)
+}
+
+// commandHelp prints one command's synopsis and flags.
+func (c *cli) commandHelp(w io.Writer, cmd *command, fl *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: shmkv [--store NAME] %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+	if fl == nil {
+		return
+	}
+	n := 0
+	fl.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintln(w, "\nflags:")
+		fl.SetOutput(w)
+		fl.PrintDefaults()
+		fl.SetOutput(io.Discard)
+	}
+}
+
+func (c *cli) help(args []string) error {
+	fl := c.flags("help")
+	rest, err := c.parse(fl, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		c.usage(c.stdout)
+		return nil
+	}
+	cmd := lookup(rest[0])
+	if cmd == nil || cmd.hidden {
+		return usagef("unknown command %q", rest[0])
+	}
+	// Show its flags by asking it for -h.
+	return cmd.run(c, []string{"-h"})
+}

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/store"
+)
+
+var nameSeq atomic.Int64
+
+// storeName is a store name unique to this test; the store is removed when
+// the test ends, failed or not.
+func storeName(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("shmkv-cli-test-%d-%d", os.Getpid(), nameSeq.Add(1))
+	removeAtEnd(t, name)
+	return name
+}
+
+func removeAtEnd(t testing.TB, name string) {
+	t.Cleanup(func() {
+		if err := store.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+}
+
+// run calls Main in-process.
+func run(stdin string, args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	code = Main(args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// step is one invocation in a scenario, run with --store NAME first.
+type step struct {
+	args      []string
+	stdin     string
+	code      int
+	stdout    *string  // exact stdout, if set
+	stdoutHas []string // substrings of stdout
+	stderrHas []string // substrings of stderr
+}
+
+func out(s string) *string { return &s }
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"put and get", []step{
+			{args: []string{"put", "k", "v"}, stdout: out("")},
+			{args: []string{"get", "k"}, stdout: out("v\n")},
+			{args: []string{"put", "k", "-5"}},
+			{args: []string{"get", "k"}, stdout: out("-5\n")},
+			{args: []string{"put", "empty", ""}},
+			{args: []string{"get", "empty"}, stdout: out("\n")},
+			{args: []string{"get", "--raw", "empty"}, stdout: out("")},
+		}},
+		{"put from stdin keeps exact bytes", []step{
+			{args: []string{"put", "bin"}, stdin: "a\x00b\n\xff"},
+			{args: []string{"get", "--raw", "bin"}, stdout: out("a\x00b\n\xff")},
+			{args: []string{"get", "bin"}, stdout: out("a\x00b\n\xff\n")},
+		}},
+		{"get creates the store, missing key exits 1", []step{
+			{args: []string{"get", "nope"}, code: 1, stdout: out(""), stderrHas: []string{`key "nope" not found`}},
+			{args: []string{"check"}, stdout: out("ok: 0 entries\n")},
+		}},
+		{"del", []step{
+			{args: []string{"put", "k", "v"}},
+			{args: []string{"del", "k"}, stdout: out("")},
+			{args: []string{"get", "k"}, code: 1},
+			{args: []string{"del", "k"}, code: 1, stderrHas: []string{`key "k" not found`}},
+		}},
+		{"cas", []step{
+			{args: []string{"put", "k", "a"}},
+			{args: []string{"cas", "k", "a", "b"}, stdout: out("")},
+			{args: []string{"get", "k"}, stdout: out("b\n")},
+			{args: []string{"cas", "k", "a", "c"}, code: 1, stderrHas: []string{`cas "k": not swapped`}},
+			{args: []string{"get", "k"}, stdout: out("b\n")},
+			{args: []string{"cas", "missing", "a", "c"}, code: 1},
+		}},
+		{"cas --absent", []step{
+			{args: []string{"put", "other", "x"}},
+			{args: []string{"cas", "--absent", "k", "v"}},
+			{args: []string{"get", "k"}, stdout: out("v\n")},
+			{args: []string{"cas", "--absent", "k", "w"}, code: 1, stderrHas: []string{"it exists"}},
+			{args: []string{"get", "k"}, stdout: out("v\n")},
+			{args: []string{"cas", "--absent", "k", "a", "b"}, code: 2},
+			{args: []string{"cas", "k", "v"}, code: 2},
+		}},
+		{"keys sorted, with prefix", []step{
+			{args: []string{"put", "b/2", "x"}},
+			{args: []string{"put", "a", "x"}},
+			{args: []string{"put", "b/1", "x"}},
+			{args: []string{"put", "c", "x"}},
+			{args: []string{"keys", "b/"}, stdout: out("b/1\nb/2\n")},
+			{args: []string{"keys"}, stdout: out("a\nb/1\nb/2\nc\n")},
+			{args: []string{"keys", "zzz"}, stdout: out("")},
+		}},
+		{"stat and check", []step{
+			{args: []string{"put", "a", "1"}},
+			{args: []string{"put", "b", "2"}},
+			{args: []string{"stat"}, stdoutHas: []string{"entries:", "2 / ", "writer lock:", "free", "commits:", "mode=0600", "backing:"}},
+			{args: []string{"check"}, stdout: out("ok: 2 entries\n")},
+		}},
+		{"create with options, stat shows them", []step{
+			{args: []string{"create", "--size", "1M", "--entries", "1000", "--noreserve", "--populate", "--mode", "0640"}, stdout: out("")},
+			{args: []string{"stat"}, stdoutHas: []string{
+				"1.0 MiB, 1048576 bytes", "0 / 1000", "hugepages=off", "noreserve=yes", "populate=yes", "lock=no", "mode=0640", "sparse (NoReserve)",
+			}},
+			{args: []string{"check"}, stdout: out("ok: 0 entries\n")},
+		}},
+		{"create existing exits 3", []step{
+			{args: []string{"create", "--size", "1M"}},
+			{args: []string{"create", "--size", "1M"}, code: 3, stderrHas: []string{"file exists"}},
+		}},
+		{"rm, then check finds no store", []step{
+			{args: []string{"create", "--size", "1M"}},
+			{args: []string{"rm"}, stdout: out("")},
+			{args: []string{"check"}, code: 3, stderrHas: []string{"no such file"}},
+			{args: []string{"stat"}, code: 3, stderrHas: []string{"no such file"}},
+			{args: []string{"del", "k"}, code: 3, stderrHas: []string{"no such file"}},
+			{args: []string{"rm"}, code: 3, stderrHas: []string{"no such file"}},
+		}},
+		{"usage errors exit 2", []step{
+			{args: []string{}, code: 2, stderrHas: []string{"no command"}},
+			{args: []string{"bogus"}, code: 2, stderrHas: []string{`unknown command "bogus"`}},
+			{args: []string{"put"}, code: 2, stderrHas: []string{"usage: shmkv [--store NAME] put KEY [VALUE]"}},
+			{args: []string{"put", "a", "b", "c"}, code: 2},
+			{args: []string{"get"}, code: 2},
+			{args: []string{"get", "a", "b"}, code: 2},
+			{args: []string{"get", "--nope", "k"}, code: 2, stderrHas: []string{"flag provided but not defined"}},
+			{args: []string{"del"}, code: 2},
+			{args: []string{"cas", "k"}, code: 2},
+			{args: []string{"keys", "a", "b"}, code: 2},
+			{args: []string{"stat", "x"}, code: 2},
+			{args: []string{"check", "x"}, code: 2},
+			{args: []string{"rm", "x"}, code: 2},
+			{args: []string{"ls", "x"}, code: 2},
+			{args: []string{"create", "--size", "12Q"}, code: 2, stderrHas: []string{"bad size"}},
+			{args: []string{"create", "--hugepages", "huge"}, code: 2},
+			{args: []string{"create", "--mode", "999"}, code: 2},
+			{args: []string{"create", "--entries", "-1"}, code: 2},
+			{args: []string{"create", "extra"}, code: 2},
+			{args: []string{"demo", "--duration", "1ms"}, code: 2},
+			{args: []string{"help", "bogus"}, code: 2},
+		}},
+		{"errors about the store exit 3", []step{
+			{args: []string{"create", "--size", "1K"}, code: 3, stderrHas: []string{"below the minimum"}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := storeName(t)
+			for i, st := range tc.steps {
+				args := append([]string{"--store", name}, st.args...)
+				stdout, stderr, code := run(st.stdin, args...)
+				where := fmt.Sprintf("step %d: shmkv %q", i, args)
+				if code != st.code {
+					t.Fatalf("%s: exit %d, want %d\nstdout: %q\nstderr: %q", where, code, st.code, stdout, stderr)
+				}
+				if st.stdout != nil && stdout != *st.stdout {
+					t.Errorf("%s: stdout %q, want %q", where, stdout, *st.stdout)
+				}
+				for _, s := range st.stdoutHas {
+					if !strings.Contains(stdout, s) {
+						t.Errorf("%s: stdout lacks %q:\n%s", where, s, stdout)
+					}
+				}
+				for _, s := range st.stderrHas {
+					if !strings.Contains(stderr, s) {
+						t.Errorf("%s: stderr lacks %q: %q", where, s, stderr)
+					}
+				}
+				if code == 0 && stderr != "" {
+					t.Errorf("%s: exit 0 with stderr %q", where, stderr)
+				}
+				if code == 1 || code == 3 {
+					// One line that names the store.
+					if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, fmt.Sprintf("shmkv: store %q: ", name)) {
+						t.Errorf("%s: stderr is not one line naming the store: %q", where, stderr)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStatJSON(t *testing.T) {
+	name := storeName(t)
+	run("", "--store", name, "create", "--size", "1M", "--entries", "100")
+	run("", "--store", name, "put", "a", "1")
+	stdout, stderr, code := run("", "--store", name, "stat", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var st store.Stats
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("stat --json: %v\n%s", err, stdout)
+	}
+	if st.Name != name || st.Entries != 1 || st.MaxEntries != 100 || st.Size != 1<<20 || st.Commits != 1 {
+		t.Errorf("stat --json: %+v", st)
+	}
+}
+
+func TestCheckReportsDamage(t *testing.T) {
+	name := storeName(t)
+	if _, stderr, code := run("", "--store", name, "create", "--size", "1M"); code != 0 {
+		t.Fatal(stderr)
+	}
+	run("", "--store", name, "put", "a", "1")
+	// Scribble over the entry count, which Check compares with the index.
+	f, err := os.OpenFile(filepath.Join(store.ShmDir, name), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], 999)
+	_, err = f.WriteAt(b[:], layout.CountOff)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run("", "--store", name, "check")
+	if code != 1 || stdout != "" {
+		t.Fatalf("check of a damaged store: exit %d, stdout %q, stderr %q; want exit 1", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	// At least one violation line, and the summary.
+	if len(lines) < 2 || !strings.Contains(stderr, "999") {
+		t.Errorf("check: want each violation on its own line, got %q", stderr)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, fmt.Sprintf("shmkv: store %q: ", name)) {
+			t.Errorf("check: line %q does not name the store", l)
+		}
+	}
+}
+
+func TestInvalidStoreName(t *testing.T) {
+	for _, cmd := range [][]string{{"get", "k"}, {"put", "k", "v"}, {"check"}, {"create"}, {"rm"}, {"stat"}} {
+		stdout, stderr, code := run("", append([]string{"--store", "a/b"}, cmd...)...)
+		if code != 3 || stdout != "" {
+			t.Errorf("%v: exit %d stdout %q, want 3", cmd, code, stdout)
+		}
+		if !strings.HasPrefix(stderr, `shmkv: store "a/b": `) || !strings.Contains(stderr, "invalid shared-memory object name") ||
+			strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: stderr %q", cmd, stderr)
+		}
+	}
+}
+
+func TestStoreFromEnvironment(t *testing.T) {
+	name := storeName(t)
+	t.Setenv(envStore, name)
+	if _, stderr, code := run("", "put", "k", "from-env"); code != 0 {
+		t.Fatal(stderr)
+	}
+	s, err := store.Open(name, &store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("put did not use $%s: %v", envStore, err)
+	}
+	defer s.Close()
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "from-env" {
+		t.Errorf("Get = %q, %v", v, err)
+	}
+	// --store wins over the environment.
+	other := storeName(t)
+	run("", "--store", other, "put", "k", "flag")
+	if stdout, _, _ := run("", "get", "k"); stdout != "from-env\n" {
+		t.Errorf("get with $%s: %q", envStore, stdout)
+	}
+	if stdout, _, _ := run("", "--store", other, "get", "k"); stdout != "flag\n" {
+		t.Errorf("get with --store: %q", stdout)
+	}
+}
+
+func TestLs(t *testing.T) {
+	name := storeName(t)
+	if _, stderr, code := run("", "--store", name, "create", "--size", "1M"); code != 0 {
+		t.Fatal(stderr)
+	}
+	run("", "--store", name, "put", "a", "1")
+	run("", "--store", name, "put", "b", "2")
+	// A file that is not a store is not listed.
+	junk := fmt.Sprintf("shmkv-cli-test-%d-junk", os.Getpid())
+	if err := os.WriteFile(filepath.Join(store.ShmDir, junk), []byte("not a store at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(filepath.Join(store.ShmDir, junk)) })
+
+	stdout, stderr, code := run("", "ls")
+	if code != 0 {
+		t.Fatalf("ls: exit %d: %s", code, stderr)
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s+1\.0 MiB\s+2\s+` + regexp.QuoteMeta(filepath.Join(store.ShmDir, name)) + `$`)
+	if !re.MatchString(stdout) {
+		t.Errorf("ls does not list %s with its size and 2 entries:\n%s", name, stdout)
+	}
+	if strings.Contains(stdout, junk) {
+		t.Errorf("ls lists a file that is not a store:\n%s", stdout)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		stdout, stderr, code := run("", args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+		for _, cmd := range commands {
+			if !cmd.hidden && !strings.Contains(stdout, "\n  "+cmd.name) {
+				t.Errorf("%v: usage lacks %s:\n%s", args, cmd.name, stdout)
+			}
+		}
+		if strings.Contains(stdout, "demo-worker") {
+			t.Errorf("%v: usage shows the hidden command", args)
+		}
+	}
+	for _, args := range [][]string{{"help", "cas"}, {"cas", "-h"}} {
+		stdout, _, code := run("", args...)
+		if code != 0 || !strings.Contains(stdout, "usage: shmkv [--store NAME] cas KEY OLD NEW | cas --absent KEY NEW") ||
+			!strings.Contains(stdout, "-absent") {
+			t.Errorf("%v: exit %d:\n%s", args, code, stdout)
+		}
+	}
+}
+
+// TestDemo builds the real binary and runs the demo: real processes, one
+// SIGKILLed.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs several processes for 2s")
+	}
+	bin := filepath.Join(t.TempDir(), "shmkv")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "demo")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The demo removes its store itself; this is for when it fails.
+	removeAtEnd(t, fmt.Sprintf("shmkv-demo-%d", cmd.Process.Pid))
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	t.Logf("demo output:\n%s", stdout.String())
+	if err != nil {
+		t.Fatalf("demo: %v\nstderr: %s", err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("demo wrote to stderr: %s", stderr.String())
+	}
+	o := stdout.String()
+	for _, want := range []string{"SIGKILL w2", "store passes Check", "killed writer w2:", "all present with Get", "demo passed"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if n := strings.Count(o, "\n"); n < 10 || n > 25 {
+		t.Errorf("demo printed %d lines, want 10 to 25", n)
+	}
+	if s, err := store.Open(fmt.Sprintf("shmkv-demo-%d", cmd.Process.Pid), nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("demo left its store behind: %v", err)
+		if err == nil {
+			s.Close()
+		}
+	}
+}
+
+// TestDemoVerification shows the demo's check of acknowledged puts catches
+// a lost or stale one, so a passing demo means something.
+func TestDemoVerification(t *testing.T) {
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(k, seq int64) {
+		key := fmt.Sprintf("w1:%d", k)
+		if err := s.Put([]byte(key), fmt.Appendf(nil, "%s|seq=%d|pid=1", key, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range int64(5) {
+		put(i, i)
+	}
+	if n, bad := verifyWriter(s, 1, 5, true); n != 5 || bad != nil {
+		t.Fatalf("intact: verified %d, problems %q", n, bad)
+	}
+	// A killed writer's put in flight may have landed: fine unless exact.
+	put(0, demoKeys)
+	if n, bad := verifyWriter(s, 1, 5, false); n != 5 || bad != nil {
+		t.Errorf("newer value, not exact: verified %d, problems %q", n, bad)
+	}
+	if _, bad := verifyWriter(s, 1, 5, true); len(bad) != 1 {
+		t.Errorf("newer value, exact: problems %q, want 1", bad)
+	}
+	put(0, 0)
+	s.Delete([]byte("w1:3"))
+	if _, bad := verifyWriter(s, 1, 5, false); len(bad) != 1 || !strings.Contains(bad[0], "w1:3") {
+		t.Errorf("lost put: problems %q", bad)
+	}
+	put(3, 3)
+	s.Put([]byte("w1:4"), []byte("w1:2|seq=2|pid=1"))
+	if _, bad := verifyWriter(s, 1, 5, false); len(bad) != 1 || !strings.Contains(bad[0], "not a value of its own") {
+		t.Errorf("foreign value: problems %q", bad)
+	}
+	for _, tc := range []struct {
+		v   string
+		seq int64
+		ok  bool
+	}{
+		{"w1:4|seq=17|pid=9", 17, true},
+		{"w1:4|seq=17", 0, false},
+		{"w1:40|seq=17|pid=9", 0, false},
+		{"w1:4|seq=-1|pid=9", 0, false},
+		{"w1:4|seq=x|pid=9", 0, false},
+	} {
+		if seq, ok := parseDemoValue([]byte("w1:4"), []byte(tc.v)); ok != tc.ok || (ok && seq != tc.seq) {
+			t.Errorf("parseDemoValue(%q) = %d, %v", tc.v, seq, ok)
+		}
+	}
+}

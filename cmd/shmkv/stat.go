@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/shmkv/shmkv/store"
+)
+
+func (c *cli) stat(args []string) error {
+	fl := c.flags("stat")
+	asJSON := fl.Bool("json", false, "print the store.Stats struct as JSON")
+	if _, err := c.parse(fl, args, 0, 0); err != nil {
+		return err
+	}
+	// Read-only: stat needs no lock and should not count itself among the
+	// attached processes.
+	s, err := c.open(true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st := s.Stats()
+	if *asJSON {
+		b, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return fmt.Errorf("stat: %w", err)
+		}
+		_, err = c.stdout.Write(append(b, '\n'))
+		return err
+	}
+	writeStats(c.stdout, &st)
+	return nil
+}
+
+// writeStats prints st as aligned "key: value" lines.
+func writeStats(w io.Writer, st *store.Stats) {
+	var kv [][2]string
+	add := func(k, format string, args ...any) {
+		kv = append(kv, [2]string{k, fmt.Sprintf(format, args...)})
+	}
+	add("name", "%s", st.Name)
+	add("path", "%s", st.Path)
+	add("size", "%s (heap %s)", sizeString(st.Size), formatBytes(st.HeapSize))
+	add("entries", "%d / %d", st.Entries, st.MaxEntries)
+	add("used", "%s in blocks, %s of keys and values", formatBytes(st.BlockBytes), formatBytes(st.KeyValueBytes))
+	add("free", "%s (%s in freed blocks + %s never used)",
+		formatBytes(st.FreeListBytes+st.TailBytes), formatBytes(st.FreeListBytes), formatBytes(st.TailBytes))
+	add("fill", "%.1f%%", 100*st.Fill)
+	add("fragmentation", "%.1f%% of free space is in freed blocks", 100*st.Fragmentation)
+	if st.Entries > 0 {
+		add("overhead", "%.0f B per entry (block header, padding, index share)", st.OverheadPerEntry)
+	} else {
+		add("overhead", "- (no entries)")
+	}
+	add("options", "hugepages=%s noreserve=%s populate=%s lock=%s mode=%#o",
+		st.HugePages, yesNo(st.NoReserve), yesNo(st.Populate), yesNo(st.Lock), uint32(st.Mode.Perm()))
+	add("backing", "%s", st.Backing)
+	add("thp shmem_enabled", "%s", st.THPShmem)
+	add("writer lock", "%s", lockString(st.Writer))
+	add("attached", "%d processes", st.Attached)
+	add("commits", "%d", st.Commits)
+	add("recoveries", "%d (transactions repaired after a writer died)", st.Recoveries)
+	add("created", "%s by pid %d", st.Created.Format(time.DateTime), st.CreatorPID)
+	add("format", "version %d", st.Version)
+	width := 0
+	for _, p := range kv {
+		width = max(width, len(p[0]))
+	}
+	var b strings.Builder
+	for _, p := range kv {
+		fmt.Fprintf(&b, "%-*s  %s\n", width+1, p[0]+":", p[1])
+	}
+	io.WriteString(w, b.String())
+}
+
+func lockString(h store.LockHolder) string {
+	switch {
+	case !h.Held:
+		return "free"
+	case h.PID == 0:
+		return fmt.Sprintf("held, holder unknown (word %#x)", h.Word)
+	case h.Alive:
+		return fmt.Sprintf("held by pid %d (slot %d), alive", h.PID, h.Slot)
+	}
+	return fmt.Sprintf("held by pid %d (slot %d), DEAD: the next writer takes it over and repairs the store", h.PID, h.Slot)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// sizeString is a byte count in a binary unit and, when that rounds, exact.
+func sizeString(n int64) string {
+	f := formatBytes(n)
+	if n < 1024 {
+		return f
+	}
+	return fmt.Sprintf("%s, %d bytes", f, n)
+}
+
+// formatBytes prints a byte count with a binary unit (as package store
+// does in its messages).
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
