@@ -125,7 +125,7 @@ type Meta struct {
 	Commits   atomic.Uint64 // 352: committed transactions
 	Recovered atomic.Uint64 // 360: journals repaired after a writer died
 	FreeBytes atomic.Uint64 // 368: bytes in free lists
-	_         [8]byte
+	TakeOvers atomic.Uint64 // 376: writer locks taken over from dead holders
 }
 
 // ProcSlot records one attached Store. Its owner holds the OFD write lock on

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -147,8 +148,11 @@ func TestTooLarge(t *testing.T) {
 	if err := s.Put([]byte("k"), make([]byte, 2<<20)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("value bigger than the store: %v", err)
 	}
-	if _, err := Create(testName(t), &Options{Size: 1000}); !errors.Is(err, ErrTooLarge) {
+	if _, err := Create(testName(t), &Options{Size: 1000}); err == nil || !strings.Contains(err.Error(), "minimum") {
 		t.Fatalf("tiny store: %v", err)
+	}
+	if _, err := Create(testName(t), &Options{Size: 1 << 41}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("huge store: %v", err)
 	}
 	if s.Len() != 0 {
 		t.Fatal("a rejected put left an entry")

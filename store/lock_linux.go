@@ -71,6 +71,7 @@ func (s *Store) lockSlow(w *atomic.Uint32) error {
 				// Take over from the dead holder. Only one CAS from v wins.
 				if w.CompareAndSwap(v, s.ident|layout.WaitersBit) {
 					s.tookOver.Add(1)
+					s.hdr.Meta.TakeOvers.Add(1)
 					faultPoint("takeover")
 					return nil
 				}
@@ -100,6 +101,16 @@ type LockHolder struct {
 	Slot  int    // holder's process slot
 	Alive bool   // the holder is still attached
 	Word  uint32 // raw lock word
+}
+
+// Writer reports who holds the store's writer lock, and whether that
+// process is still alive. It costs a system call or two.
+func (s *Store) Writer() LockHolder {
+	if s.enter() != nil {
+		return LockHolder{}
+	}
+	defer s.exit()
+	return s.lockHolder()
 }
 
 func (s *Store) lockHolder() LockHolder {

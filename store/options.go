@@ -23,6 +23,16 @@ const (
 	HugeTLB
 )
 
+// MarshalText and UnmarshalText make HugePages read and print as "off",
+// "thp" or "tlb" in JSON and flags.
+func (h HugePages) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+func (h *HugePages) UnmarshalText(b []byte) error {
+	v, err := ParseHugePages(string(b))
+	*h = v
+	return err
+}
+
 func (h HugePages) String() string {
 	switch h {
 	case HugeOff:

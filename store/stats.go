@@ -30,7 +30,8 @@ type Stats struct {
 	// requests of their size or smaller.
 	Fragmentation float64
 	// OverheadPerEntry is the region's bytes per entry beyond its key and
-	// value: block header and padding plus the index's share.
+	// value: block header and padding plus the index's share. The index is
+	// sized for MaxEntries, so this is meaningful for a well-filled store.
 	OverheadPerEntry float64
 
 	HugePages HugePages
@@ -52,7 +53,9 @@ type Stats struct {
 	Attached   int    // Stores attached now (read-only ones are not counted)
 	Commits    uint64 // transactions committed since creation
 	Recoveries uint64 // journals repaired after a writer died
-	TakeOvers  int64  // writer locks this Store took over from dead holders
+	TakeOvers  uint64 // writer locks taken over from dead holders, by any process
+	// TakeOversHere counts those this Store took over.
+	TakeOversHere int64
 
 	Created    time.Time
 	CreatorPID int
@@ -83,7 +86,8 @@ func (s *Store) Stats() Stats {
 		THPShmem:      thpShmemSetting(),
 		Commits:       h.Meta.Commits.Load(),
 		Recoveries:    h.Meta.Recovered.Load(),
-		TakeOvers:     s.tookOver.Load(),
+		TakeOvers:     h.Meta.TakeOvers.Load(),
+		TakeOversHere: s.tookOver.Load(),
 		Created:       time.Unix(0, h.CreatedNano),
 		CreatorPID:    int(h.CreatorPID),
 	}
@@ -98,7 +102,11 @@ func (s *Store) Stats() Stats {
 		index := float64(g.NumBuckets * layout.BucketSize)
 		st.OverheadPerEntry = (float64(st.BlockBytes-st.KeyValueBytes) + index) / float64(st.Entries)
 	}
-	st.HugePageBytes = hugeMapped(s.m.addr())
+	if s.huge != HugeOff || s.obj.tlb {
+		// Reading /proc/self/smaps costs most of a millisecond: only
+		// when huge pages were asked for.
+		st.HugePageBytes = hugeMapped(s.m.addr())
+	}
 	st.Backing = s.backing(st.HugePageBytes)
 	st.Writer = s.lockHolder()
 	for i := range layout.NumSlots {

@@ -162,7 +162,7 @@ func create(name string, o *Options) (*Store, error) {
 func checkCreate(name string, o *Options) error {
 	switch {
 	case o.Size < layout.MinSize:
-		return fmt.Errorf("%w: size %d is below the minimum %d", ErrTooLarge, o.Size, layout.MinSize)
+		return fmt.Errorf("shmkv: size %d is below the minimum %d", o.Size, layout.MinSize)
 	case o.Size > layout.MaxSize:
 		return fmt.Errorf("%w: size %d is above the maximum %d", ErrTooLarge, o.Size, int64(layout.MaxSize))
 	case o.HugePages > HugeTLB:

@@ -564,7 +564,7 @@ func demoWrite(c *cli, s *store.Store, id, keys int, stop *atomic.Bool) error {
 		return fmt.Errorf("writer w%d: put %q: %w", id, key, err)
 	}
 	fmt.Fprintf(c.stdout, "ack %d\n", n)
-	fmt.Fprintf(c.stdout, "done puts=%d takeovers=%d\n", n, s.Stats().TakeOvers)
+	fmt.Fprintf(c.stdout, "done puts=%d takeovers=%d\n", n, s.Stats().TakeOversHere)
 	return nil
 }
 

@@ -64,6 +64,7 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("attached", "%d processes", st.Attached)
 	add("commits", "%d", st.Commits)
 	add("recoveries", "%d (transactions repaired after a writer died)", st.Recoveries)
+	add("take-overs", "%d (writer locks taken from dead holders)", st.TakeOvers)
 	add("created", "%s by pid %d", st.Created.Format(time.DateTime), st.CreatorPID)
 	add("format", "version %d", st.Version)
 	width := 0
