@@ -156,6 +156,20 @@ func runRole(role string, args []string) error {
 		return tortureWriter(args[0], args[1])
 	case "torture-reader": // torture-reader NAME WRITERS: validates every value it reads, forever
 		return tortureReader(args[0], atoi(args[1]))
+	case "attached-reader": // attached-reader NAME: a read-write Store that only reads, forever
+		s, err := store.Open(args[0], roleOpts)
+		if err != nil {
+			return err
+		}
+		fmt.Println("attached")
+		buf := make([]byte, 0, 256)
+		for {
+			k := fmt.Sprintf("w0:%d", rand.IntN(50))
+			v, err := s.GetAppend(buf[:0], []byte(k))
+			if err == nil && !strings.HasPrefix(string(v), k+"=") {
+				return fmt.Errorf("read %q for %q", v, k)
+			}
+		}
 	case "openorcreate": // openorcreate NAME ID: joins the store, puts its key
 		s, err := store.OpenOrCreate(args[0], &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
 		if err != nil {
