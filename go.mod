@@ -2,9 +2,9 @@ module github.com/shmkv/shmkv
 
 go 1.26.0
 
-require github.com/cespare/xxhash/v2 v2.3.0
-
 require (
-	github.com/edsrzf/mmap-go v1.2.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/anishathalye/porcupine v1.3.1
+	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/edsrzf/mmap-go v1.2.0
+	golang.org/x/sys v0.49.0
 )

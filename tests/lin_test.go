@@ -1,0 +1,215 @@
+package tests
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/shmkv/shmkv/store"
+)
+
+// linInput and linOutput are one operation of the history.
+type linInput struct {
+	kind, key, arg, old string // old "-": CAS only if absent
+}
+
+type linOutput struct {
+	result, value string // result: ok, absent, mismatch
+}
+
+// linState is one key's value; "" when absent (values are never empty).
+type linState string
+
+var kvModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(linInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		var parts [][]porcupine.Operation
+		for _, p := range byKey {
+			parts = append(parts, p)
+		}
+		return parts
+	},
+	Init: func() any { return linState("") },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(linState), input.(linInput), output.(linOutput)
+		switch in.kind {
+		case "get":
+			if st == "" {
+				return out.result == "absent", st
+			}
+			return out.result == "ok" && out.value == string(st), st
+		case "put":
+			return out.result == "ok", linState(in.arg)
+		case "del":
+			return (out.result == "absent") == (st == ""), linState("")
+		case "cas":
+			match := (in.old == "-" && st == "") || (in.old != "-" && string(st) == in.old)
+			if match {
+				return out.result == "ok", linState(in.arg)
+			}
+			return out.result == "mismatch", st
+		}
+		return false, st
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(linInput), output.(linOutput)
+		switch in.kind {
+		case "get":
+			return fmt.Sprintf("get(%s) -> %s %s", in.key, out.result, out.value)
+		case "cas":
+			return fmt.Sprintf("cas(%s, %s, %s) -> %s", in.key, in.old, in.arg, out.result)
+		}
+		return fmt.Sprintf("%s(%s, %s) -> %s", in.kind, in.key, in.arg, out.result)
+	},
+	DescribeState: func(state any) string {
+		if state.(linState) == "" {
+			return "absent"
+		}
+		return string(state.(linState))
+	},
+}
+
+// TestLinearizable runs client processes doing concurrent get, put, delete
+// and CAS on three keys, each recording call and return times on
+// CLOCK_MONOTONIC, and checks the merged history with porcupine against a
+// key-value model, partitioned by key. A failing history is kept, with
+// porcupine's visualisation, in tests/artifacts/.
+func TestLinearizable(t *testing.T) {
+	const clients = 4
+	ops := 2000
+	if v := os.Getenv("SHMKV_LIN_OPS"); v != "" {
+		ops, _ = strconv.Atoi(v)
+	}
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var cs []*child
+	for i := range clients {
+		c := spawn(t, "lin-client", []string{name, strconv.Itoa(i), strconv.Itoa(ops)})
+		c.expect(t, "ready", 10*time.Second)
+		cs = append(cs, c)
+	}
+	if err := s.Put([]byte("go"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	var history []porcupine.Operation
+	var raw []string
+	for id, c := range cs {
+		for l := range c.lines {
+			f := strings.Fields(l)
+			if len(f) != 9 || f[0] != "op" {
+				continue
+			}
+			raw = append(raw, fmt.Sprintf("%d %s", id, l))
+			call, _ := strconv.ParseInt(f[5], 10, 64)
+			ret, _ := strconv.ParseInt(f[6], 10, 64)
+			value := f[8]
+			if value == "-" {
+				value = ""
+			}
+			history = append(history, porcupine.Operation{
+				ClientId: id,
+				Input:    linInput{kind: f[1], key: f[2], arg: f[3], old: f[4]},
+				Call:     call,
+				Output:   linOutput{result: f[7], value: value},
+				Return:   ret,
+			})
+		}
+		if err := <-c.done; err != nil {
+			t.Fatalf("client %d: %v", id, err)
+		}
+	}
+	if len(history) != clients*ops {
+		t.Fatalf("history has %d operations, want %d", len(history), clients*ops)
+	}
+	res, info := porcupine.CheckOperationsVerbose(kvModel, history, time.Minute)
+	if res != porcupine.Ok {
+		dir := filepath.Join("artifacts", name)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "history.txt"), []byte(strings.Join(raw, "\n")+"\n"), 0o644)
+		porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html"))
+		t.Fatalf("history of %d operations is %v; kept in %s (history.txt, history.html)", len(history), res, dir)
+	}
+	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable",
+		len(history), clients, len(linKeys), overlapping(history))
+}
+
+// TestLinearizabilityModelRejects checks the checker can fail: histories a
+// correct store could not produce are rejected.
+func TestLinearizabilityModelRejects(t *testing.T) {
+	op := func(kind, key, arg, old string, call, ret int64, result, value string) porcupine.Operation {
+		return porcupine.Operation{Input: linInput{kind, key, arg, old}, Call: call, Return: ret,
+			Output: linOutput{result, value}}
+	}
+	bad := map[string][]porcupine.Operation{
+		"stale read": {
+			op("put", "a", "x", "-", 0, 10, "ok", ""),
+			op("get", "a", "-", "-", 20, 30, "absent", ""),
+		},
+		"read of a value never written": {
+			op("put", "a", "x", "-", 0, 10, "ok", ""),
+			op("get", "a", "-", "-", 20, 30, "ok", "y"),
+		},
+		"two CAS from absent both win": {
+			op("cas", "a", "x", "-", 0, 10, "ok", ""),
+			op("cas", "a", "y", "-", 5, 15, "ok", ""),
+		},
+		"value goes back": {
+			op("put", "a", "x", "-", 0, 10, "ok", ""),
+			op("put", "a", "y", "-", 20, 30, "ok", ""),
+			op("get", "a", "-", "-", 40, 50, "ok", "x"),
+		},
+	}
+	for what, h := range bad {
+		if porcupine.CheckOperations(kvModel, h) {
+			t.Errorf("%s: accepted", what)
+		}
+	}
+	good := []porcupine.Operation{
+		op("put", "a", "x", "-", 0, 10, "ok", ""),
+		op("get", "a", "-", "-", 5, 30, "absent", ""), // concurrent with the put
+		op("cas", "a", "y", "x", 40, 50, "ok", ""),
+		op("del", "a", "-", "-", 60, 70, "ok", ""),
+		op("del", "a", "-", "-", 80, 90, "absent", ""),
+	}
+	if !porcupine.CheckOperations(kvModel, good) {
+		t.Error("a linearizable history was rejected")
+	}
+}
+
+// overlapping counts the operations whose interval overlaps that of an
+// operation of another client: the ones the check says something about.
+func overlapping(h []porcupine.Operation) int {
+	ops := slices.Clone(h)
+	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	hit := make([]bool, len(ops))
+	for i := range ops {
+		for j := i + 1; j < len(ops) && ops[j].Call <= ops[i].Return; j++ {
+			if ops[j].ClientId != ops[i].ClientId {
+				hit[i], hit[j] = true, true
+			}
+		}
+	}
+	n := 0
+	for _, b := range hit {
+		if b {
+			n++
+		}
+	}
+	return n
+}
