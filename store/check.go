@@ -22,17 +22,16 @@ import (
 // place fit its key's hash; every bucket's Overflow equals the number of
 // keys that probe past it; the counts in Meta match what is there.
 func (s *Store) Check() (err error) {
-	if err := s.enter(); err != nil {
-		return err
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
 	}
-	defer s.exit()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer catchFault(&err)
+	defer s.catchFault(&err)
 	if s.readOnly {
 		return s.check() // no lock without a slot: best effort
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if err := s.lockWriter(); err != nil {
 		return err
 	}

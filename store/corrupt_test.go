@@ -217,7 +217,7 @@ func TestDeadHolderTakenOver(t *testing.T) {
 	}
 	a.m.unmap()
 	a.obj.file.Close()
-	a.closed = true
+	a.closed.Store(true)
 	if h := b.Stats().Writer; !h.Held || h.Alive {
 		t.Fatalf("lock holder %+v, want held by a dead Store", h)
 	}

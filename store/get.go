@@ -26,9 +26,12 @@ type corruption struct{ err error }
 // page the object no longer has (someone truncated it) raises SIGBUS; with
 // panic-on-fault set for the call, that is a panic recovered here instead of
 // the death of the process. REQUIRES: deferred directly by the operation.
-func catchFault(err *error) {
+func (s *Store) catchFault(err *error) {
 	if r := recover(); r != nil {
 		*err = faultError(r, ErrCorrupt)
+		if s.closed.Load() {
+			*err = ErrClosed // Close retired the mapping under us
+		}
 	}
 }
 
@@ -56,12 +59,11 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 // GetAppend appends key's value to dst and returns the extended slice, or
 // dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
 func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
-	if err := s.enter(); err != nil {
-		return dst, err
+	if s.closed.Load() {
+		return dst, ErrClosed
 	}
-	defer s.exit()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer catchFault(&err)
+	defer s.catchFault(&err)
 	out, found, err := s.lookup(key, dst)
 	if err != nil {
 		return dst, err
@@ -74,23 +76,24 @@ func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
 
 // Has reports whether key is in the store.
 func (s *Store) Has(key []byte) (_ bool, err error) {
-	if err := s.enter(); err != nil {
-		return false, err
+	if s.closed.Load() {
+		return false, ErrClosed
 	}
-	defer s.exit()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer catchFault(&err)
+	defer s.catchFault(&err)
 	var buf [64]byte
 	_, found, err := s.lookup(key, buf[:0])
 	return found, err
 }
 
 // Len is the number of keys in the store.
-func (s *Store) Len() int {
-	if s.enter() != nil {
+func (s *Store) Len() (n int) {
+	if s.closed.Load() {
 		return 0
 	}
-	defer s.exit()
+	var err error
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.catchFault(&err)
 	return int(min(s.hdr.Meta.Count.Load(), s.geo.MaxEntries))
 }
 
@@ -102,12 +105,11 @@ func (s *Store) Len() int {
 // may be seen twice. key and value are fresh copies
 // fn may keep. fn may call the Store's other methods.
 func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
-	if err := s.enter(); err != nil {
-		return err
+	if s.closed.Load() {
+		return ErrClosed
 	}
-	defer s.exit()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer catchFault(&err)
+	defer s.catchFault(&err)
 	for bi := range s.geo.NumBuckets {
 		b := s.bucket(bi)
 		for i := range b.Slots {

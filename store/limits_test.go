@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestSameStoreMappedTwice(t *testing.T) {
@@ -340,6 +342,57 @@ func TestIndexFillsToMaxEntries(t *testing.T) {
 	}
 	for i := 0; i < n; i += 2 {
 		if err := s.Put([]byte(fmt.Sprintf("key-%d", i)), []byte("again")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCloseWhileReading closes a Store while goroutines read and write it:
+// every call returns a value, ErrNotFound or ErrClosed; none crashes.
+func TestCloseWhileReading(t *testing.T) {
+	for round := range 20 {
+		s, err := Create(testName(t), &Options{Size: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			s.Put([]byte(fmt.Sprint(i)), []byte("value"))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 0, 16)
+				for i := 0; ; i++ {
+					var err error
+					switch g {
+					case 0:
+						err = s.Put([]byte(fmt.Sprint(i%100)), []byte("v2"))
+					case 1:
+						err = s.Range(func(k, v []byte) bool { return true })
+					default:
+						_, err = s.GetAppend(buf[:0], []byte(fmt.Sprint(i%120)))
+						s.Len()
+					}
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil && !errors.Is(err, ErrNotFound) {
+						errs <- fmt.Errorf("round %d goroutine %d: %w", round, g, err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
 			t.Fatal(err)
 		}
 	}

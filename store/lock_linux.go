@@ -21,6 +21,7 @@ package store
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -106,10 +107,12 @@ type LockHolder struct {
 // Writer reports who holds the store's writer lock, and whether that
 // process is still alive. It costs a system call or two.
 func (s *Store) Writer() LockHolder {
-	if s.enter() != nil {
+	if s.closed.Load() {
 		return LockHolder{}
 	}
-	defer s.exit()
+	var err error
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.catchFault(&err)
 	return s.lockHolder()
 }
 

@@ -79,12 +79,11 @@ func (s *Store) update(fn func(t *txn) error) (err error) {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.exit()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	// A write to a page the kernel cannot back (a sparse store when
 	// /dev/shm is full, or an object truncated by someone) raises SIGBUS;
 	// with panic-on-fault it becomes a panic, which the deferred functions

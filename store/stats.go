@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"io/fs"
+	"runtime/debug"
 	"time"
 
 	"github.com/shmkv/shmkv/layout"
@@ -64,10 +65,12 @@ type Stats struct {
 // Stats reports the store's sizes, options and writers. It takes no lock,
 // so while writers run its figures may be from slightly different instants.
 func (s *Store) Stats() Stats {
-	if s.enter() != nil {
+	if s.closed.Load() {
 		return Stats{Name: s.name}
 	}
-	defer s.exit()
+	var err error
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.catchFault(&err)
 	h, g := s.hdr, &s.geo
 	st := Stats{
 		Name: s.name, Path: s.obj.path, Version: layout.Version,

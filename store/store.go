@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,10 +42,11 @@ type Store struct {
 	slot  int
 	ident uint32 // lock identity; 0 when not attached (read-only)
 
-	// life lets Close wait for operations in flight before it unmaps:
-	// operations hold it shared, Close exclusively.
-	life   sync.RWMutex
-	closed bool
+	// closed is set by Close. Readers check it and take no lock: Close
+	// does not unmap but replaces the mapping with an inaccessible
+	// reservation, so a read that raced Close faults, and the fault guard
+	// every operation runs under turns that into ErrClosed.
+	closed atomic.Bool
 	// wmu serializes this Store's writers, so the writer lock (whose word
 	// holds the Store's identity) is taken by one goroutine at a time.
 	wmu   sync.Mutex
@@ -408,34 +410,29 @@ func (s *Store) Name() string { return s.name }
 // hugetlbfs mount).
 func (s *Store) Path() string { return s.obj.path }
 
-// Close unmaps the store and detaches this Store from it, after operations
-// in flight on other goroutines finish. The store itself stays for others.
-func (s *Store) Close() error {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
+// Close detaches this Store from the store and releases its mapping, after
+// the write in flight on another goroutine, if any, finishes. The store
+// itself stays for the other processes. Reads racing Close return
+// ErrClosed. A closed Store keeps its address range reserved (no memory),
+// so that such a read faults instead of reading whatever might be mapped
+// there next.
+func (s *Store) Close() (err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Swap(true) {
 		return ErrClosed
 	}
-	s.closed = true
-	s.detach()
-	err := s.m.unmap()
+	func() {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { recover() }() // a truncated object: nothing left to detach from
+		s.detach()
+	}()
+	err = s.m.retire()
 	if cerr := s.obj.file.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
-
-// enter starts an operation; it fails once the Store is closed.
-func (s *Store) enter() error {
-	s.life.RLock()
-	if s.closed {
-		s.life.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
-
-func (s *Store) exit() { s.life.RUnlock() }
 
 // headerOf is the region's header. REQUIRES: the mapping holds at least
 // layout.HeaderSize bytes, which every caller has checked.

@@ -5,6 +5,7 @@ package store
 // for /proc/self/smaps. Links inside the region go through offsetptr.
 
 import (
+	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -18,6 +19,18 @@ import (
 func futex(w *atomic.Uint32, op int, val uint32, timeout *unix.Timespec) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), uintptr(op), uintptr(val),
 		uintptr(unsafe.Pointer(timeout)), 0, 0)
+}
+
+// retire replaces the mapping with an inaccessible, memory-less reservation
+// of the same addresses (MAP_FIXED over it), so a read that races Close
+// faults rather than reading another mapping that might reuse the range.
+func (m *mapping) retire() error {
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(unsafe.SliceData(m.data)), uintptr(len(m.data)),
+		unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	if err != nil {
+		return os.NewSyscallError("mmap(MAP_FIXED, PROT_NONE)", err)
+	}
+	return nil
 }
 
 // addr is where the mapping starts in this process.
