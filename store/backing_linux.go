@@ -210,7 +210,7 @@ func freeSpace(dir string) string {
 	if unix.Statfs(dir, &st) != nil {
 		return "unknown"
 	}
-	return formatBytes(int64(st.Bavail) * st.Bsize)
+	return FormatBytes(int64(st.Bavail) * st.Bsize)
 }
 
 // openObject opens an existing store's object by name: /dev/shm first, then
@@ -313,7 +313,7 @@ func (m *mapping) populate(readOnly bool) error {
 func (m *mapping) lock() error {
 	if err := unix.Mlock(m.data); err != nil {
 		return fmt.Errorf("shmkv: mlock of %s: %w (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK: ulimit -l)",
-			formatBytes(int64(len(m.data))), os.NewSyscallError("mlock", err))
+			FormatBytes(int64(len(m.data))), os.NewSyscallError("mlock", err))
 	}
 	return nil
 }
@@ -368,8 +368,9 @@ func hugeMapped(addr uintptr) int64 {
 	return total
 }
 
-// formatBytes prints a byte count with a binary unit.
-func formatBytes(n int64) string {
+// FormatBytes prints a byte count with a binary unit ("64.0 MiB"), as
+// shmkv's messages do.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -397,3 +397,25 @@ func TestCloseWhileReading(t *testing.T) {
 		}
 	}
 }
+
+func TestList(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	foreign := testName(t)
+	os.WriteFile(ShmDir+"/"+foreign, []byte("not a store at all"), 0o600)
+	infos, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, in := range infos {
+		if in.Name == foreign {
+			t.Fatalf("List includes a foreign object %s", foreign)
+		}
+		if in.Name == s.Name() {
+			found = in.Path == s.Path() && in.Size == 1<<20
+		}
+	}
+	if !found {
+		t.Fatalf("List does not show %s (1 MiB at %s): %+v", s.Name(), s.Path(), infos)
+	}
+}

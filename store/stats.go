@@ -131,10 +131,10 @@ func (s *Store) backing(hugeBytes int64) string {
 	}
 	switch {
 	case s.obj.tlb:
-		return fmt.Sprintf("hugetlbfs %s, %s, %s in huge pages", s.obj.path, reserve, formatBytes(hugeBytes))
+		return fmt.Sprintf("hugetlbfs %s, %s, %s in huge pages", s.obj.path, reserve, FormatBytes(hugeBytes))
 	case s.huge == HugeTransparent:
 		return fmt.Sprintf("tmpfs %s, %s, transparent huge pages advised (shmem_enabled=%s), %s in huge pages",
-			s.obj.path, reserve, thpShmemSetting(), formatBytes(hugeBytes))
+			s.obj.path, reserve, thpShmemSetting(), FormatBytes(hugeBytes))
 	}
 	return fmt.Sprintf("tmpfs %s, %s, 4 KiB pages", s.obj.path, reserve)
 }

@@ -44,11 +44,11 @@ func writeStats(w io.Writer, st *store.Stats) {
 	}
 	add("name", "%s", st.Name)
 	add("path", "%s", st.Path)
-	add("size", "%s (heap %s)", sizeString(st.Size), formatBytes(st.HeapSize))
+	add("size", "%s (heap %s)", sizeString(st.Size), store.FormatBytes(st.HeapSize))
 	add("entries", "%d / %d", st.Entries, st.MaxEntries)
-	add("used", "%s in blocks, %s of keys and values", formatBytes(st.BlockBytes), formatBytes(st.KeyValueBytes))
+	add("used", "%s in blocks, %s of keys and values", store.FormatBytes(st.BlockBytes), store.FormatBytes(st.KeyValueBytes))
 	add("free", "%s (%s in freed blocks + %s never used)",
-		formatBytes(st.FreeListBytes+st.TailBytes), formatBytes(st.FreeListBytes), formatBytes(st.TailBytes))
+		store.FormatBytes(st.FreeListBytes+st.TailBytes), store.FormatBytes(st.FreeListBytes), store.FormatBytes(st.TailBytes))
 	add("fill", "%.1f%%", 100*st.Fill)
 	add("fragmentation", "%.1f%% of free space is in freed blocks", 100*st.Fragmentation)
 	if st.Entries > 0 {
@@ -99,24 +99,9 @@ func yesNo(b bool) string {
 
 // sizeString is a byte count in a binary unit and, when that rounds, exact.
 func sizeString(n int64) string {
-	f := formatBytes(n)
+	f := store.FormatBytes(n)
 	if n < 1024 {
 		return f
 	}
 	return fmt.Sprintf("%s, %d bytes", f, n)
-}
-
-// formatBytes prints a byte count with a binary unit (as package store
-// does in its messages).
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
