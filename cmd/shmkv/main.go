@@ -69,8 +69,10 @@ func init() {
 		{name: "rm", args: "", summary: "remove (unlink) the store; processes that have it open keep it", run: (*cli).rm},
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
+		{name: "bench", args: "[--readers 1] [--writers 1] [--duration 3s] [--keys 100000] [--key-size 16] [--value-size 100] [--scaling]", summary: "measure get and put throughput and latency of reader and writer processes on a fresh store", run: (*cli).bench},
 		{name: "help", args: "[COMMAND]", summary: "print this help, or a command's", run: (*cli).help},
 		{name: "demo-worker", args: "ROLE STORE ID ...", summary: "a process of the demo", run: (*cli).demoWorker, hidden: true},
+		{name: "bench-worker", args: "ROLE STORE ID KEYS KEYSIZE VALUESIZE DURATION", summary: "a process of the bench", run: (*cli).benchWorker, hidden: true},
 	}
 }
 
