@@ -36,12 +36,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -110,39 +108,20 @@ func (c *cli) bench(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench: cannot find this program to start the workers: %w", err)
 	}
-	c.name = fmt.Sprintf("shmkv-bench-%d", os.Getpid())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	opts := &store.Options{
 		// The index stays at most 80% full, and the heap holds every
-		// block twice over, so overwrites never run short of space.
+		// entry twice over, so overwrites never meet ErrFull.
 		MaxEntries: int64(cfg.keys) + int64(cfg.keys)/4,
 		Size:       int64(cfg.keys)*int64(cfg.valueSize+cfg.keySize+64)*2 + 16<<20,
 	}
-	s, err := store.Create(c.name, opts)
+	var b *bench
+	err = c.withScratchStore("bench", opts, func(ctx context.Context, s *store.Store) error {
+		b = &bench{c: c, ctx: ctx, exe: exe, cfg: cfg, name: c.name}
+		return b.run(s, *scaling)
+	})
 	if err != nil {
 		return err
 	}
-	b := &bench{c: c, ctx: ctx, exe: exe, cfg: cfg, name: c.name}
-	removed := false
-	defer func() {
-		s.Close()
-		if !removed {
-			store.Remove(b.name)
-		}
-	}()
-	if err := b.run(s, *scaling); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("bench interrupted; store removed")
-		}
-		return err
-	}
-	s.Close()
-	if err := store.Remove(b.name); err != nil {
-		return err
-	}
-	removed = true
 	b.printf("")
 	b.printf("removed store %q", b.name)
 	return nil

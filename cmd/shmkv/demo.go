@@ -28,7 +28,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,34 +124,16 @@ func (c *cli) demo(args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: cannot find this program to start the workers: %w", err)
 	}
-	c.name = fmt.Sprintf("shmkv-demo-%d", os.Getpid())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	s, err := store.Create(c.name, &store.Options{Size: demoSize, MaxEntries: 2 * demoWriters * demoKeys, LockTimeout: demoLockTimeout})
+	var d *demo
+	err = c.withScratchStore("demo", &store.Options{Size: demoSize, MaxEntries: 2 * demoWriters * demoKeys, LockTimeout: demoLockTimeout},
+		func(ctx context.Context, s *store.Store) error {
+			d = &demo{c: c, ctx: ctx, name: c.name, s: s}
+			defer d.killAll()
+			return d.run(exe, *dur)
+		})
 	if err != nil {
 		return err
 	}
-	d := &demo{c: c, ctx: ctx, name: c.name, s: s}
-	removed := false
-	defer func() {
-		d.killAll()
-		s.Close()
-		if !removed {
-			store.Remove(d.name)
-		}
-	}()
-	if err := d.run(exe, *dur); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("demo interrupted; store removed")
-		}
-		return err
-	}
-	d.killAll()
-	if err := store.Remove(d.name); err != nil {
-		return err
-	}
-	removed = true
 	d.printf("removed store %q", d.name)
 	if len(d.fails) > 0 {
 		return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv demo: %d verifications FAILED: %s", len(d.fails), strings.Join(d.fails, "; "))}
