@@ -24,6 +24,9 @@ type Batch struct {
 // while it is being published: for an instant they may see some of its
 // mutations and not others. Crash atomicity is what Update adds.
 //
+// fn runs with this Store's writer held: it must use b, not the Store's
+// own mutating methods, which would wait for it forever.
+//
 // A batch holds at most as many mutations as the journal has room for
 // (store size / 64 KiB, between 8 and 4096); beyond that its mutations
 // return ErrTooLarge.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -368,5 +369,55 @@ func TestAbandonedCreationIsAdopted(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		s.Close()
+	}
+}
+
+// TestSlowCreatorDoesNotWipeAdoptedStore: a creator stalls between its
+// exclusive open and its init lock; meanwhile OpenOrCreate finds the empty
+// object, adopts it and stores data. The creator must then give up with
+// fs.ErrExist, not initialise the store again.
+func TestSlowCreatorDoesNotWipeAdoptedStore(t *testing.T) {
+	name := testName(t)
+	o := (&Options{Size: 1 << 20}).withDefaults()
+	obj, err := createObject(name, &o) // the creator, stalled right after shm_open
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenOrCreate(name, &Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Put([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := finishCreate(name, obj, &o); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("the stalled creator: %v, want fs.ErrExist", err)
+	}
+	if v, err := a.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after the stalled creator gave up: %q, %v", v, err)
+	}
+	if err := a.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAdoptionChecksOptions: OpenOrCreate re-initialising an abandoned
+// object checks its options as Create does.
+func TestAdoptionChecksOptions(t *testing.T) {
+	name := writeObject(t, nil)
+	for _, bad := range []*Options{{MaxEntries: -1}, {HugePages: 7}, {Size: 100}} {
+		if s, err := OpenOrCreate(name, bad); err == nil {
+			s.Close()
+			t.Fatalf("OpenOrCreate(%+v) adopted the object", *bad)
+		}
+	}
+	s, err := OpenOrCreate(name, &Options{Size: 1 << 20})
+	if err != nil {
+		t.Fatalf("a valid OpenOrCreate after the refused ones: %v", err)
+	}
+	defer s.Close()
+	if err := s.Put([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -86,7 +86,7 @@ func (s *Store) Has(key []byte) (_ bool, err error) {
 	return found, err
 }
 
-// Len is the number of keys in the store.
+// Len is the number of keys in the store; 0 once the Store is closed.
 func (s *Store) Len() (n int) {
 	if s.closed.Load() {
 		return 0

@@ -105,7 +105,8 @@ type LockHolder struct {
 }
 
 // Writer reports who holds the store's writer lock, and whether that
-// process is still alive. It costs a system call or two.
+// process is still alive. It costs a system call or two. The zero
+// LockHolder once the Store is closed.
 func (s *Store) Writer() LockHolder {
 	if s.closed.Load() {
 		return LockHolder{}

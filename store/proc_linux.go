@@ -126,7 +126,7 @@ func (s *Store) detach() {
 	ps := s.procSlot(s.slot)
 	ps.PID.Store(0)
 	ofdLock(s.obj.fd(), layout.SlotLockBase+int64(s.slot), unix.F_UNLCK)
-	s.ident = 0
+	// NB: ident stays: Stats may be reading it, and nothing runs after.
 }
 
 // alive reports whether the Store that wrote identity id into the lock word

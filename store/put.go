@@ -76,6 +76,9 @@ func (s *Store) checkSizes(key, value []byte) error {
 
 // update runs fn as one transaction under the writer lock.
 func (s *Store) update(fn func(t *txn) error) (err error) {
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if s.readOnly {
 		return ErrReadOnly
 	}

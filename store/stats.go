@@ -62,7 +62,8 @@ type Stats struct {
 	CreatorPID int
 }
 
-// Stats reports the store's sizes, options and writers. It takes no lock,
+// Stats reports the store's sizes, options and writers (only Name once the
+// Store is closed). It takes no lock,
 // so while writers run its figures may be from slightly different instants.
 func (s *Store) Stats() Stats {
 	if s.closed.Load() {

@@ -140,6 +140,11 @@ func create(name string, o *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finishCreate(name, obj, o)
+}
+
+// finishCreate initialises the object create just made exclusively.
+func finishCreate(name string, obj *object, o *Options) (*Store, error) {
 	// Take the init lock first: openers wait while it is held, and if we
 	// die they see it dropped.
 	if ok, err := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); err != nil || !ok {
@@ -151,14 +156,31 @@ func create(name string, o *Options) (*Store, error) {
 		// object empty and is initialising it: the store exists.
 		return nil, &os.PathError{Op: "create", Path: obj.path, Err: fs.ErrExist}
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(obj.fd(), &st); err != nil || st.Size != 0 {
+		// An OpenOrCreate adopted the empty object in that instant and has
+		// finished with it: it is a store in use now.
+		obj.file.Close()
+		return nil, &os.PathError{Op: "create", Path: obj.path, Err: fs.ErrExist}
+	}
 	s, err := initialize(name, obj, o, false)
 	if err != nil {
 		// Magic was never published, so no one can be using the object.
+		// Unlink it while we still hold the init lock (no one can adopt it
+		// meanwhile), and only if the name still leads to it.
+		if sameFile(obj) {
+			removeObject(name)
+		}
 		obj.file.Close()
-		removeObject(name)
 		return nil, err
 	}
 	return s, nil
+}
+
+// sameFile reports whether obj's path still names obj's object.
+func sameFile(obj *object) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(obj.fd(), &a) == nil && unix.Stat(obj.path, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 func checkCreate(name string, o *Options) error {
@@ -183,7 +205,18 @@ func checkCreate(name string, o *Options) error {
 // creator that died (adopt: its bytes are cleared first). Everything that
 // can fail happens before Magic is published, so a failure leaves an object
 // nobody has used.
-func initialize(name string, obj *object, o *Options, adopt bool) (*Store, error) {
+func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err error) {
+	if err := checkCreate(name, o); err != nil {
+		return nil, err
+	}
+	// A write to a page /dev/shm cannot supply (NoReserve) faults: report
+	// it as ErrFull rather than dying.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, faultError(r, ErrFull)
+		}
+	}()
 	size, err := objectSize(o)
 	if err != nil {
 		return nil, err
@@ -234,7 +267,7 @@ func initialize(name string, obj *object, o *Options, adopt bool) (*Store, error
 	h.CreatorPID = uint32(os.Getpid())
 	h.Meta.Top.Store(g.HeapOff)
 	h.Checksum = layout.HeaderChecksum(h)
-	s, err := attachMapping(name, obj, m, o)
+	s, err = attachMapping(name, obj, m, o)
 	if err != nil {
 		m.unmap()
 		return nil, err
@@ -283,10 +316,16 @@ func open(name string, o *Options, adopt bool) (*Store, error) {
 		} else if unlockedSince.IsZero() {
 			unlockedSince = time.Now()
 		}
+		if unlinked(obj) {
+			// Removed (a failed creator unlinks its object): whatever store
+			// the name leads to now, it is not this object.
+			obj.file.Close()
+			return nil, &os.PathError{Op: "open", Path: obj.path, Err: fs.ErrNotExist}
+		}
 		abandoned := !unlockedSince.IsZero() && isAbandoned(obj)
 		if abandoned && adopt && !o.ReadOnly {
 			if ok, _ := ofdLock(obj.fd(), layout.InitLockByte, unix.F_WRLCK); ok {
-				if isAbandoned(obj) {
+				if isAbandoned(obj) && !unlinked(obj) {
 					s, err := initialize(name, obj, o, true)
 					if err != nil {
 						ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
@@ -295,11 +334,14 @@ func open(name string, o *Options, adopt bool) (*Store, error) {
 					return s, err
 				}
 				ofdLock(obj.fd(), layout.InitLockByte, unix.F_UNLCK)
+				continue
 			}
-			continue
 		}
 		now := time.Now()
-		if !unlockedSince.IsZero() && now.Sub(unlockedSince) > initGrace || now.After(deadline) {
+		// An adopter keeps trying (another may have beaten it to the lock)
+		// until InitTimeout; others give up after initGrace.
+		graceOver := !unlockedSince.IsZero() && now.Sub(unlockedSince) > initGrace && !(abandoned && adopt && !o.ReadOnly)
+		if graceOver || now.After(deadline) {
 			obj.file.Close()
 			switch {
 			case unlockedSince.IsZero():
@@ -325,13 +367,19 @@ func isAbandoned(obj *object) bool {
 		return true
 	}
 	var b [8]byte
-	if obj.tlb {
-		return false // no read(2) on hugetlbfs; a dead tlb creator needs `shmkv rm`
-	}
 	if n, err := unix.Pread(obj.fd(), b[:], 0); err != nil || n != 8 {
 		return false
 	}
-	return binary.LittleEndian.Uint64(b[:]) == layout.MagicInit
+	m := binary.LittleEndian.Uint64(b[:])
+	// hugetlbfs has no write(2), so its creator can mark the object only
+	// once mapped: there, a zero first word on our own mount counts too.
+	return m == layout.MagicInit || (obj.tlb && m == 0)
+}
+
+// unlinked reports whether obj's object has no name any more.
+func unlinked(obj *object) bool {
+	var st unix.Stat_t
+	return unix.Fstat(obj.fd(), &st) == nil && st.Nlink == 0
 }
 
 // tryMap maps the object if its header is ready, and validates it.

@@ -21,8 +21,16 @@ func (c *cli) withScratchStore(what string, opts *store.Options, fn func(ctx con
 	if err != nil {
 		return err
 	}
+	removed := false
+	defer func() { // also if fn panics
+		if !removed {
+			s.Close()
+			store.Remove(c.name)
+		}
+	}()
 	err = fn(ctx, s)
 	s.Close()
+	removed = true
 	if rerr := store.Remove(c.name); err == nil {
 		err = rerr
 	}
