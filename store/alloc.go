@@ -116,7 +116,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 func (t *txn) pushFree(off uint64, e *layout.Entry) {
 	c := layout.ClassOf(uint64(e.Size))
 	next := t.s.hdr.FreeLists[c].Load()
-	t.s.word(off + 8).Store(next)
+	storeWord(t.s.word(off+8), next)
 	t.set(layout.FreeListOff(c), off)
 	t.add(layout.FreeBytesOff, int64(e.Size))
 }
@@ -126,7 +126,7 @@ func (t *txn) pushFree(off uint64, e *layout.Entry) {
 func (t *txn) free(off uint64, e *layout.Entry) {
 	t.log(off, layout.UndoSeq)
 	t.log(off+8, layout.UndoPlain)
-	e.Seq.Add(1)
+	storeHalf(&e.Seq, e.Seq.Load()+1)
 	faultPoint("free-seq")
 	t.pushFree(off, e)
 	faultPoint("freed")

@@ -146,14 +146,14 @@ func (t *txn) log(off uint64, kind uint64) {
 	faultPoint("log-record")
 	t.nUndo++
 	// The record is written before the count that makes it visible.
-	t.jh.NumUndo.Store(t.nUndo)
+	storeHalf(&t.jh.NumUndo, t.nUndo)
 	faultPoint("logged")
 }
 
 // set changes a word, logging its old value first.
 func (t *txn) set(off, v uint64) {
 	t.log(off, layout.UndoPlain)
-	t.s.word(off).Store(v)
+	storeWord(t.s.word(off), v)
 }
 
 // add adds d to the word at off, logged.
@@ -168,7 +168,7 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
 	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: t.s.home(p.h)}
 	t.nIntents++
-	t.jh.NumIntents.Store(t.nIntents)
+	storeHalf(&t.jh.NumIntents, t.nIntents)
 	if b := t.batch; b != nil {
 		b.chain = append(b.chain, b.byHash[p.h])
 		b.byHash[p.h] = t.nIntents
@@ -252,7 +252,7 @@ func (t *txn) apply() error {
 			continue
 		}
 		// The publication: from this store on, readers see the new entry.
-		s.word(it.Slot).Store(it.New)
+		storeWord(s.word(it.Slot), it.New)
 		faultPoint("publish")
 	}
 	var dCount, dBlock, dKV int64

@@ -194,7 +194,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	copy(b[len(key):], value)
 	// Even Seq: the entry is whole. Readers can only reach it after the
 	// commit publishes it.
-	e.Seq.Add(1)
+	storeHalf(&e.Seq, e.Seq.Load()+1)
 	faultPoint("filled")
 	w := layout.SlotWord(p.tag, off)
 	if p.found {
