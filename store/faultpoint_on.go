@@ -3,7 +3,8 @@
 package store
 
 // With -tags shmkv_faults, SHMKV_FAULT="name:n" makes this process SIGKILL
-// itself the n-th time (counting from 1) it reaches fault point name, and
+// itself the n-th time (counting from 1) it reaches fault point name (or,
+// with SHMKV_FAULT_ACTION=stop, SIGSTOP itself there, alive but frozen), and
 // SHMKV_FAULT_LOG=path appends each point reached to path, so a test can
 // enumerate the points of a mutation and then crash at each in turn.
 
@@ -45,6 +46,10 @@ func faultPoint(name string) {
 	}
 	fault.count++
 	if fault.count == fault.n {
+		if os.Getenv("SHMKV_FAULT_ACTION") == "stop" {
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			return
+		}
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
 	}

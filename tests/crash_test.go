@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -308,6 +309,56 @@ func TestCrashDuringCreate(t *testing.T) {
 	defer s.Close()
 	if err := s.Put([]byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLiveHolderIsNotTakenOver freezes a writer (SIGSTOP) in the middle of
+// a transaction, holding the writer lock. Another writer must wait, well
+// past LockTimeout, and not take the lock from a live process; once the
+// holder runs again, both writes complete and the store passes Check.
+func TestLiveHolderIsNotTakenOver(t *testing.T) {
+	const lockTimeout = 50 * time.Millisecond
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 1 << 20, LockTimeout: lockTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := spawn(t, "mutate", []string{name, "put", "k", "from-child"}, "SHMKV_FAULT=filled:1", "SHMKV_FAULT_ACTION=stop")
+	c.expect(t, "ready", 10*time.Second)
+	// Wait until the child is stopped holding the lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.Writer().Held || !s.Writer().Alive {
+		if time.Now().After(deadline) {
+			t.Fatal("the child never held the writer lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Put([]byte("k2"), []byte("from-parent")) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the parent's put finished (%v) while a live process held the lock", err)
+	case <-time.After(10 * lockTimeout):
+	}
+	if st := s.Stats(); st.TakeOvers != 0 {
+		t.Fatalf("%d take-overs from a live holder", st.TakeOvers)
+	}
+	c.cmd.Process.Signal(syscall.SIGCONT)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "ok", 10*time.Second)
+	if err := c.wait(t, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"k": "from-child", "k2": "from-parent"} {
+		if v, err := s.Get([]byte(k)); err != nil || string(v) != want {
+			t.Fatalf("%s = %q, %v; want %q", k, v, err, want)
+		}
 	}
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
