@@ -35,7 +35,6 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -179,30 +178,10 @@ func (b *bench) run(s *store.Store, scaling bool) error {
 	return nil
 }
 
-// benchProc is one worker process as the parent sees it.
+// benchProc is one worker process and its role, "reader" or "writer".
 type benchProc struct {
-	role  string // "reader" or "writer"
-	label string // r1, w2, ...
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	ready chan struct{} // closed at its "ready" line
-	eof   chan struct{} // closed when its stdout ends
-	done  string        // its "done" line; read after eof
-
-	waited bool
-	err    error // from Wait
-}
-
-func (p *benchProc) pid() int { return p.cmd.Process.Pid }
-
-// wait reaps the process once its stdout has ended.
-func (p *benchProc) wait() error {
-	<-p.eof
-	if !p.waited {
-		p.err = p.cmd.Wait()
-		p.waited = true
-	}
-	return p.err
+	*worker
+	role string
 }
 
 // benchStat is what one process, or one role in total, did.
@@ -285,13 +264,13 @@ func (b *bench) phase(readers, writers int) (*phaseResult, error) {
 		case <-deadline:
 			return nil, fmt.Errorf("bench: worker %s still running %v after its duration", p.label, benchStartTimeout)
 		}
-		if err := p.wait(); err != nil || p.done == "" {
+		if err := p.wait(); err != nil || p.doneLine() == "" {
 			return nil, fmt.Errorf("bench: worker %s (pid %d) failed: %v", p.label, p.pid(), err)
 		}
 	}
 	res := &phaseResult{procs: procs, roles: map[string]*benchStat{}}
 	for _, p := range procs {
-		st, err := parseBenchDone(p.done)
+		st, err := parseBenchDone(p.doneLine())
 		if err != nil {
 			return nil, fmt.Errorf("bench: worker %s: %w", p.label, err)
 		}
@@ -349,42 +328,14 @@ func abs(n int) int { return max(n, -n) }
 
 // start starts worker role number id.
 func (b *bench) start(role string, id int) (*benchProc, error) {
-	p := &benchProc{role: role, label: fmt.Sprintf("%c%d", role[0], id), ready: make(chan struct{}), eof: make(chan struct{})}
 	cfg := &b.cfg
-	p.cmd = exec.CommandContext(b.ctx, b.exe, "bench-worker", role, b.name, strconv.Itoa(id),
+	w, err := startWorker(b.ctx, b.c.stderr, fmt.Sprintf("%c%d", role[0], id), b.exe,
+		"bench-worker", role, b.name, strconv.Itoa(id),
 		strconv.Itoa(cfg.keys), strconv.Itoa(cfg.keySize), strconv.Itoa(cfg.valueSize), cfg.dur.String())
-	p.cmd.Stderr = b.c.stderr
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	out, err := p.cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start %s: %w", p.label, err)
-	}
-	go func() {
-		// p.done is written here before eof closes, and read after.
-		defer close(p.eof)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20) // the histogram makes "done" long
-		readyClosed := false
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "ready"):
-				if !readyClosed {
-					close(p.ready)
-					readyClosed = true
-				}
-			case strings.HasPrefix(line, "done "):
-				p.done = line
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
+	p := &benchProc{worker: w, role: role}
 	return p, nil
 }
 

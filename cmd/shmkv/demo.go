@@ -19,7 +19,6 @@ package main
 // reaches EOF, which also happens if the demo itself dies.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -27,10 +26,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,46 +48,13 @@ const (
 	demoVictim = 2
 )
 
-// demoProc is one worker process as the demo sees it.
-type demoProc struct {
-	label string // w1, r2, ...
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	ready chan struct{} // closed at its "ready" line
-	eof   chan struct{} // closed when its stdout ends
-	acked atomic.Int64  // writers: the last "ack" count
-
-	mu     sync.Mutex
-	done   string // its "done ..." line
-	waited bool
-	err    error // from Wait
-}
-
-func (p *demoProc) pid() int { return p.cmd.Process.Pid }
-
-func (p *demoProc) doneLine() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.done
-}
-
-// wait reaps the process once its stdout has ended.
-func (p *demoProc) wait() error {
-	<-p.eof
-	if !p.waited {
-		p.err = p.cmd.Wait()
-		p.waited = true
-	}
-	return p.err
-}
-
 // demo is the state of one run.
 type demo struct {
 	c     *cli
 	ctx   context.Context
 	name  string
 	s     *store.Store
-	procs []*demoProc
+	procs []*worker
 	t0    time.Time
 	fails []string
 }
@@ -256,45 +220,12 @@ func (d *demo) run(exe string, dur time.Duration) error {
 
 // start starts worker role number id.
 func (d *demo) start(exe, role string, id int) error {
-	p := &demoProc{label: fmt.Sprintf("%c%d", role[0], id), ready: make(chan struct{}), eof: make(chan struct{})}
-	p.cmd = exec.CommandContext(d.ctx, exe, "demo-worker", role, d.name, strconv.Itoa(id), strconv.Itoa(demoKeys), strconv.Itoa(demoWriters))
-	p.cmd.Stderr = d.c.stderr
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		return err
-	}
-	out, err := p.cmd.StdoutPipe()
+	p, err := startWorker(d.ctx, d.c.stderr, fmt.Sprintf("%c%d", role[0], id), exe,
+		"demo-worker", role, d.name, strconv.Itoa(id), strconv.Itoa(demoKeys), strconv.Itoa(demoWriters))
 	if err != nil {
-		return err
-	}
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("demo: start %s: %w", p.label, err)
+		return fmt.Errorf("demo: %w", err)
 	}
 	d.procs = append(d.procs, p)
-	go func() {
-		defer close(p.eof)
-		sc := bufio.NewScanner(out)
-		readyClosed := false
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "ready"):
-				if !readyClosed {
-					close(p.ready)
-					readyClosed = true
-				}
-			case strings.HasPrefix(line, "ack "):
-				if n, err := strconv.ParseInt(line[4:], 10, 64); err == nil {
-					p.acked.Store(n)
-				}
-			case strings.HasPrefix(line, "done "):
-				p.mu.Lock()
-				p.done = line
-				p.mu.Unlock()
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
 	return nil
 }
 
@@ -339,7 +270,7 @@ func (d *demo) countString(m map[string]int64) string {
 
 // report prints what each worker did and checks the survivors kept
 // writing and the readers saw only good values.
-func (d *demo) report(victim *demoProc, before map[string]int64) {
+func (d *demo) report(victim *worker, before map[string]int64) {
 	for _, p := range d.procs {
 		if p == victim {
 			d.printf("%-3s pid %-7d %d puts acknowledged, then killed", p.label, p.pid(), p.acked.Load())
@@ -387,7 +318,7 @@ func (d *demo) report(victim *demoProc, before map[string]int64) {
 }
 
 // verifyStore checks the store and every acknowledged put.
-func (d *demo) verifyStore(victim *demoProc, killedAck int64) {
+func (d *demo) verifyStore(victim *worker, killedAck int64) {
 	st := d.s.Stats()
 	if st.Recoveries > 0 {
 		d.printf("store: %d entries, %d commits; the transaction %s died in was repaired from the journal (recoveries: %d)",
