@@ -8,3 +8,8 @@ require (
 	github.com/edsrzf/mmap-go v1.2.0
 	golang.org/x/sys v0.49.0
 )
+
+require (
+	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
+	github.com/zeebo/xxh3 v1.1.0 // indirect
+)

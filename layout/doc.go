@@ -42,7 +42,7 @@
 //
 // # Index
 //
-// A key's 64-bit xxhash picks its home bucket (layout.Home: the hash times
+// A key's 64-bit hash (KeyHash: XXH3 up to 128 bytes, XXH64 beyond) picks its home bucket (layout.Home: the hash times
 // NumBuckets, high 64 bits) and a 16-bit tag (low bits). A Bucket is one cache line: an overflow count and 7 slots. A
 // slot is 0 when empty, else Tag<<48 | EntryOffset>>3. A key lives in the
 // first bucket of its probe sequence (home, home+1, ... modulo NumBuckets,

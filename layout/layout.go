@@ -16,7 +16,7 @@ const (
 	// (no OFD lock on InitLockByte) may be initialised again by another.
 	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
-	Version uint32 = 1
+	Version uint32 = 2
 )
 
 // Geometry constants.

@@ -13,13 +13,11 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
 )
 
-func hashKey(key []byte) uint64 { return xxhash.Sum64(key) }
+func hashKey(key []byte) uint64 { return layout.KeyHash(key) }
 
 func (s *Store) bucket(i uint64) *layout.Bucket {
 	return offsetptr.MustAt[layout.Bucket](s.r, offsetptr.Offset(s.bucketOff(i)))
