@@ -62,3 +62,35 @@ func TestAtIndependentOfBase(t *testing.T) {
 		t.Fatalf("Bytes past the end: %v, want ErrOutOfBounds", err)
 	}
 }
+
+// TestSliceAt checks that a table view covers exactly the elements asked
+// for and that every way of reaching past the region, including an element
+// count whose byte size overflows, is refused.
+func TestSliceAt(t *testing.T) {
+	buf := make([]uint64, 64) // 512 bytes
+	for i := range buf {
+		buf[i] = uint64(i)
+	}
+	r := NewRegion(bytesOf(buf))
+	s, err := SliceAt[[2]uint64](r, 64, 28)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s) != 28 || s[0][0] != 8 || s[27][1] != 63 {
+		t.Fatalf("SliceAt(64, 28) = len %d, first %v, last %v; want 28, [8 9], [62 63]", len(s), s[0], s[27])
+	}
+	for _, c := range []struct {
+		o Offset
+		n uint64
+	}{
+		{64, 29},                // one element past the end
+		{0, 1},                  // nil offset
+		{68, 1},                 // misaligned
+		{8, math.MaxUint64 / 8}, // byte size overflows
+		{520, 0},                // starts past the end
+	} {
+		if _, err := SliceAt[[2]uint64](r, c.o, c.n); err == nil {
+			t.Errorf("SliceAt(%d, %d) succeeded on a 512-byte region", c.o, c.n)
+		}
+	}
+}

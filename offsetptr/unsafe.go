@@ -72,3 +72,19 @@ func Base[T any](r Region) (*T, error) {
 	}
 	return (*T)(r.base), nil
 }
+
+// SliceAt returns the n consecutive Ts at offset o as a slice aliasing the
+// mapping, after checking that all of them lie inside the region and o is
+// aligned for T. Indexing the slice is then bounds-checked by Go, so a hot
+// loop over a table in the region needs no check per element.
+func SliceAt[T any](r Region, o Offset, n uint64) ([]T, error) {
+	var z T
+	size := uint64(unsafe.Sizeof(z))
+	if size != 0 && n > r.len/size {
+		return nil, &BoundsError{Off: o, Size: n * size, Align: uint64(unsafe.Alignof(z)), Length: r.len, err: ErrOutOfBounds}
+	}
+	if err := Check(o, n*size, uint64(unsafe.Alignof(z)), r.len); err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*T)(unsafe.Add(r.base, o)), n), nil
+}

@@ -28,10 +28,40 @@ type corruption struct{ err error }
 // the death of the process. REQUIRES: deferred directly by the operation.
 func (s *Store) catchFault(err *error) {
 	if r := recover(); r != nil {
-		*err = faultError(r, ErrCorrupt)
-		if s.closed.Load() {
-			*err = ErrClosed // Close retired the mapping under us
+		*err = s.recovered(r)
+	}
+}
+
+func (s *Store) recovered(r any) error {
+	if s.closed.Load() {
+		if _, fault := r.(interface{ Addr() uintptr }); fault {
+			return ErrClosed // Close retired the mapping under us
 		}
+	}
+	return faultError(r, ErrCorrupt)
+}
+
+// guard is catchFault for the read path, where its cost is a fair part of
+// a Get: recover is only called if the operation did not finish, and
+// panic-on-fault is only restored if it was off. Use:
+//
+//	g := s.guard()
+//	defer s.unguard(&g, &err)
+//	... the operation ...
+//	g.done = true // last, right before returning
+type guard struct{ was, done bool }
+
+func (s *Store) guard() guard { return guard{was: debug.SetPanicOnFault(true)} }
+
+// unguard ends a guard. REQUIRES: deferred directly by the operation.
+func (s *Store) unguard(g *guard, err *error) {
+	if !g.done {
+		if r := recover(); r != nil {
+			*err = s.recovered(r)
+		}
+	}
+	if !g.was {
+		debug.SetPanicOnFault(false)
 	}
 }
 
@@ -62,9 +92,10 @@ func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
 	if s.closed.Load() {
 		return dst, ErrClosed
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
-	out, found, err := s.lookup(key, dst)
+	g := s.guard()
+	defer s.unguard(&g, &err)
+	out, found, err := s.lookup(key, dst, true)
+	g.done = true
 	if err != nil {
 		return dst, err
 	}
@@ -79,10 +110,10 @@ func (s *Store) Has(key []byte) (_ bool, err error) {
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
-	var buf [64]byte
-	_, found, err := s.lookup(key, buf[:0])
+	g := s.guard()
+	defer s.unguard(&g, &err)
+	_, found, err := s.lookup(key, nil, false)
+	g.done = true
 	return found, err
 }
 

@@ -56,11 +56,11 @@ const (
 )
 
 // readEntry reads the entry that slot word w (loaded from slot) names, and
-// if its key is key, appends its value to dst. The copy is returned only if
+// if its key is key, appends its value to dst (if copyValue). The copy is returned only if
 // the slot still holds w and the entry's Seq is unchanged and even after
 // it, which proves the bytes were the entry published at that slot at that
 // instant.
-func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byte, readResult) {
+func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, copyValue bool) ([]byte, readResult) {
 	off := layout.SlotOffset(w)
 	g := &s.geo
 	if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
@@ -86,7 +86,9 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte) ([]byt
 		return dst, s.unstable(slot, w, e, seq, readOther)
 	}
 	n := len(dst)
-	dst = append(dst, b[kl:]...)
+	if copyValue {
+		dst = append(dst, b[kl:]...)
+	}
 	if r := s.unstable(slot, w, e, seq, readMatch); r != readMatch {
 		return dst[:n], r
 	}
@@ -103,12 +105,13 @@ func (s *Store) unstable(slot *atomic.Uint64, w uint64, e *layout.Entry, seq uin
 	return r
 }
 
-// lookup appends key's value to dst. found is false if the key is absent.
-func (s *Store) lookup(key, dst []byte) (out []byte, found bool, err error) {
+// lookup appends key's value to dst (Has asks for no copy). found is false
+// if the key is absent.
+func (s *Store) lookup(key, dst []byte, copyValue bool) (out []byte, found bool, err error) {
 	h := hashKey(key)
 	tag := layout.Tag(h)
 	for attempt := 0; ; attempt++ {
-		out, found, retry, err := s.lookupOnce(h, tag, key, dst)
+		out, found, retry, err := s.lookupOnce(h, tag, key, dst, copyValue)
 		if !retry {
 			return out, found, err
 		}
@@ -121,31 +124,61 @@ func (s *Store) lookup(key, dst []byte) (out []byte, found bool, err error) {
 	}
 }
 
-func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte) ([]byte, bool, bool, error) {
+func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, copyValue bool) ([]byte, bool, bool, error) {
 	home := s.home(h)
-	for d := uint64(0); d < layout.MaxProbe; d++ {
-		b := s.bucket(home + d)
-		for i := range b.Slots {
-			slot := &b.Slots[i]
-			w := slot.Load()
-			if w == 0 || layout.SlotTag(w) != tag {
-				continue
-			}
-			out, r := s.readEntry(slot, w, key, dst)
-			switch r {
-			case readMatch:
-				return out, true, false, nil
-			case readRetry:
-				return dst, false, true, nil
-			case readCorrupt:
-				return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(home+d), i), w)
-			}
-		}
-		if b.Overflow.Load() == 0 {
+	for pos := uint64(0); ; pos++ {
+		var w uint64
+		var ok bool
+		if pos, w, ok = s.match(home, tag, pos); !ok {
 			return dst, false, false, nil
 		}
+		b, i := s.wrap(home+pos>>3), int(pos&7)
+		out, r := s.readEntry(&s.buckets[b].Slots[i], w, key, dst, copyValue)
+		switch r {
+		case readMatch:
+			return out, true, false, nil
+		case readRetry:
+			return dst, false, true, nil
+		case readCorrupt:
+			return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(b), i), w)
+		}
 	}
-	return dst, false, false, nil
+}
+
+// match is the inner loop of a lookup. It looks for tag in the key's probe
+// sequence from position pos (pos>>3 buckets past home, slot pos&7) on, and
+// returns the position and word of the first slot that carries it. ok is
+// false once the probe ends: at a bucket with no match and Overflow 0, or
+// after MaxProbe buckets.
+func (s *Store) match(home uint64, tag uint16, pos uint64) (_, w uint64, ok bool) {
+	buckets, t := s.buckets, uint64(tag)
+	d, i := pos>>3, pos&7
+	b := s.wrap(home + d)
+	for ; d < layout.MaxProbe; d++ {
+		bk := &buckets[b]
+		for ; i < layout.BucketSlots; i++ {
+			// Tags are never 0, so an empty slot never matches.
+			if w := bk.Slots[i].Load(); w>>48 == t {
+				return d<<3 | i, w, true
+			}
+		}
+		if bk.Overflow.Load() == 0 {
+			return 0, 0, false
+		}
+		i = 0
+		if b++; b == uint64(len(buckets)) {
+			b = 0
+		}
+	}
+	return 0, 0, false
+}
+
+// wrap takes a bucket number past the end of the index back into it.
+func (s *Store) wrap(b uint64) uint64 {
+	if n := uint64(len(s.buckets)); b >= n {
+		b %= n
+	}
+	return b
 }
 
 // place is where a key sits, or would go, in the index. Writer only.

@@ -30,9 +30,11 @@ type Store struct {
 	// geo is this process's copy of the validated geometry. It is never
 	// read again from the region, so a later scribble over the header
 	// cannot steer this process outside its mapping.
-	geo   layout.Geometry
-	flags uint32
-	huge  HugePages
+	geo layout.Geometry
+	// buckets is the index, a view checked once against geo.
+	buckets []layout.Bucket
+	flags   uint32
+	huge    HugePages
 
 	readOnly    bool
 	lockTimeout time.Duration
@@ -427,6 +429,11 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		readOnly:    o.ReadOnly,
 		lockTimeout: o.LockTimeout,
 	}
+	buckets, err := offsetptr.SliceAt[layout.Bucket](r, offsetptr.Offset(s.geo.IndexOff), s.geo.NumBuckets)
+	if err != nil { // Validate has checked the geometry: never, short of a bug
+		return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+	}
+	s.buckets = buckets
 	if s.huge == HugeTransparent {
 		// Advice, not a promise: shmem_enabled decides; Stats reports.
 		unix.Madvise(m.data, unix.MADV_HUGEPAGE)

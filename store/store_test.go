@@ -152,4 +152,17 @@ func TestZeroAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { s.Put(k, v) }); n != 0 {
 		t.Errorf("Put: %v allocations per call", n)
 	}
+	big := []byte("big")
+	s.Put(big, bytes.Repeat([]byte("b"), 4096))
+	if n := testing.AllocsPerRun(100, func() {
+		if ok, err := s.Has(big); !ok || err != nil {
+			t.Fatalf("Has(big) = %v, %v", ok, err)
+		}
+	}); n != 0 {
+		t.Errorf("Has of a 4 KiB value: %v allocations per call (it must not copy the value)", n)
+	}
+	update := func(b *Batch) error { return b.Put(k, v) }
+	if n := testing.AllocsPerRun(100, func() { s.Update(update) }); n != 0 {
+		t.Errorf("Update: %v allocations per call", n)
+	}
 }
