@@ -32,9 +32,6 @@ type Batch struct {
 // return ErrTooLarge.
 func (s *Store) Update(fn func(b *Batch) error) error {
 	return s.update(func(t *txn) error {
-		if s.batch.byHash == nil {
-			s.batch = batchIndex{byHash: map[uint64]uint32{}, slots: map[uint64]uint32{}}
-		}
 		s.batch.reset()
 		t.batch = &s.batch
 		b := &Batch{t: t}

@@ -36,7 +36,11 @@ func (s *Store) home(h uint64) uint64 { return layout.Home(h, s.geo.NumBuckets) 
 
 // distance is how many buckets a probe from home walks to reach bucket.
 func (s *Store) distance(home, bucket uint64) uint64 {
-	return (bucket + s.geo.NumBuckets - home) % s.geo.NumBuckets
+	// NB: both are < NumBuckets, so no division (a DIV is tens of cycles).
+	if bucket >= home {
+		return bucket - home
+	}
+	return bucket + s.geo.NumBuckets - home
 }
 
 func (s *Store) bucketOfSlot(slotOff uint64) uint64 {
@@ -204,7 +208,7 @@ func (t *txn) find(key []byte) (place, error) {
 		return t.s.find(key, h, nil)
 	}
 	s := t.s
-	for i := b.byHash[h]; i != 0; i = b.chain[i-1] {
+	for i := b.byHash.get(h); i != 0; i = b.chain[i-1] {
 		it := s.intentRec(i - 1)
 		w := it.New
 		if w == 0 {
@@ -225,13 +229,13 @@ func (t *txn) find(key []byte) (place, error) {
 		}
 		return p, nil
 	}
-	return s.find(key, h, b.slots)
+	return s.find(key, h, &b.slots)
 }
 
 // find locates key (whose hash is h) in the region, skipping the empty
 // slots in reserved. REQUIRES: the writer lock, so nothing changes
 // underneath.
-func (s *Store) find(key []byte, h uint64, reserved map[uint64]uint32) (place, error) {
+func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
 	p := place{h: h}
 	p.tag = layout.Tag(p.h)
 	home := s.home(h)
@@ -242,7 +246,7 @@ func (s *Store) find(key []byte, h uint64, reserved map[uint64]uint32) (place, e
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
-				if p.slot == 0 && reserved[slotOff(boff, i)] == 0 {
+				if p.slot == 0 && (reserved == nil || reserved.get(slotOff(boff, i)) == 0) {
 					p.slot, p.probed = slotOff(boff, i), d
 				}
 				continue

@@ -51,6 +51,14 @@ type txn struct {
 	inserts  int64  // keys planned in, less keys planned out
 	post     uint64 // undo records reserved for after the commit
 
+	// logged marks the header-page words (Meta, the free-list heads)
+	// already logged in this phase of the transaction, by offset/8. Undo
+	// only needs a word's oldest value in a phase, and a batch changes the
+	// same few counters and list heads in every mutation. It is cleared at
+	// the commit: recovery undoes the records after CommitUndo, so each
+	// word the apply phase changes needs its own record from then on.
+	logged [layout.HeaderSize / 8 / 64]uint64
+
 	// In a batch (batch != nil), the intents planned so far by key hash,
 	// so that a mutation sees the effect of earlier ones, and the slots
 	// they took. See txn.find.
@@ -60,14 +68,14 @@ type txn struct {
 // batchIndex finds a batch's planned intents. Its maps are kept in the
 // Store and cleared per batch, so a batch allocates nothing once warm.
 type batchIndex struct {
-	byHash map[uint64]uint32 // key hash -> 1 + index of the latest intent for such a key
-	chain  []uint32          // chain[i]: 1 + index of the previous intent with the same hash, or 0
-	slots  map[uint64]uint32 // slot -> 1 + index of the latest intent publishing into it
+	byHash table    // key hash -> 1 + index of the latest intent for such a key
+	chain  []uint32 // chain[i]: 1 + index of the previous intent with the same hash, or 0
+	slots  table    // slot -> 1 + index of the latest intent publishing into it
 }
 
 func (b *batchIndex) reset() {
-	clear(b.byHash)
-	clear(b.slots)
+	b.byHash.reset()
+	b.slots.reset()
 	b.chain = b.chain[:0]
 }
 
@@ -134,6 +142,13 @@ func (t *txn) budget(pre, post uint64) error {
 
 // log records the current value of the word at off before it changes.
 func (t *txn) log(off uint64, kind uint64) {
+	if off < layout.HeaderSize {
+		w, bit := &t.logged[off/8/64], uint64(1)<<(off/8%64)
+		if *w&bit != 0 {
+			return
+		}
+		*w |= bit
+	}
 	if t.nUndo >= t.s.geo.MaxUndo {
 		// Each mutation checks its budget, and recovery checks a journal's
 		// before replaying it, so only a region changed under us gets here.
@@ -170,13 +185,13 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	t.nIntents++
 	storeHalf(&t.jh.NumIntents, t.nIntents)
 	if b := t.batch; b != nil {
-		b.chain = append(b.chain, b.byHash[p.h])
-		b.byHash[p.h] = t.nIntents
-		if prev := b.slots[p.slot]; prev != 0 {
+		b.chain = append(b.chain, b.byHash.get(p.h))
+		b.byHash.set(p.h, t.nIntents)
+		if prev := b.slots.get(p.slot); prev != 0 {
 			// Only the last store into a slot is published (see apply).
 			t.s.intentRec(prev - 1).Flags |= layout.IntentSuperseded
 		}
-		b.slots[p.slot] = t.nIntents
+		b.slots.set(p.slot, t.nIntents)
 	}
 }
 
@@ -188,6 +203,7 @@ func (t *txn) commit() error {
 		return nil
 	}
 	t.jh.CommitUndo.Store(t.nUndo)
+	t.logged = [len(t.logged)]uint64{} // see logged
 	faultPoint("prepared")
 	t.jh.State.Store(layout.JournalCommitted)
 	faultPoint("commit")
