@@ -93,7 +93,7 @@ func (t *txn) popFree(c int, size uint64) (uint64, error) {
 	}
 	t.set(layout.FreeListOff(c), s.nextFree(head))
 	faultPoint("pop")
-	t.add(layout.FreeBytesOff, -int64(bsize))
+	t.freeDelta -= int64(bsize)
 	// The block's two header words change below and by the caller; log them
 	// so a rollback puts the block back on its list intact.
 	t.log(head, layout.UndoSeq)
@@ -118,7 +118,7 @@ func (t *txn) pushFree(off uint64, e *layout.Entry) {
 	next := t.s.hdr.FreeLists[c].Load()
 	storeWord(t.s.word(off+8), next)
 	t.set(layout.FreeListOff(c), off)
-	t.add(layout.FreeBytesOff, int64(e.Size))
+	t.freeDelta += int64(e.Size)
 }
 
 // free returns a published block that the index no longer links. Its Seq

@@ -58,6 +58,9 @@ type txn struct {
 	// the commit: recovery undoes the records after CommitUndo, so each
 	// word the apply phase changes needs its own record from then on.
 	logged [layout.HeaderSize / 8 / 64]uint64
+	// freeDelta is the change to Meta.FreeBytes not yet written: the
+	// allocator adds to it, and flushCounts writes it once per phase.
+	freeDelta int64
 
 	// In a batch (batch != nil), the intents planned so far by key hash,
 	// so that a mutation sees the effect of earlier ones, and the slots
@@ -83,13 +86,11 @@ func (s *Store) journal() *layout.JournalHeader {
 	return offsetptr.MustAt[layout.JournalHeader](s.r, offsetptr.Offset(s.geo.JournalOff))
 }
 
-func (s *Store) undoRec(i uint32) *layout.Undo {
-	return offsetptr.MustAt[layout.Undo](s.r, offsetptr.Offset(s.geo.UndoOff()+uint64(i)*layout.UndoSize))
-}
+// undoRec and intentRec index the journal's records. REQUIRES: i below
+// MaxUndo or MaxIntents (counts read from the region are checked first).
+func (s *Store) undoRec(i uint32) *layout.Undo { return &s.undos[i] }
 
-func (s *Store) intentRec(i uint32) *layout.Intent {
-	return offsetptr.MustAt[layout.Intent](s.r, offsetptr.Offset(s.geo.IntentsOff()+uint64(i)*layout.IntentSize))
-}
+func (s *Store) intentRec(i uint32) *layout.Intent { return &s.intents[i] }
 
 // word is the 8-byte word at off, which must be one this process computed
 // or validated with mutableWord.
@@ -150,9 +151,7 @@ func (t *txn) log(off uint64, kind uint64) {
 		*w |= bit
 	}
 	if t.nUndo >= t.s.geo.MaxUndo {
-		// Each mutation checks its budget, and recovery checks a journal's
-		// before replaying it, so only a region changed under us gets here.
-		panic(corruption{fmt.Errorf("%w: undo log overflow", ErrCorrupt)})
+		undoOverflow()
 	}
 	w := t.s.word(off)
 	rec := t.s.undoRec(t.nUndo)
@@ -178,6 +177,22 @@ func (t *txn) add(off uint64, d int64) {
 	}
 }
 
+// undoOverflow: each mutation checks its budget, and recovery checks a
+// journal's before replaying it, so only a region changed under us gets
+// here.
+//
+//go:noinline
+func undoOverflow() {
+	panic(corruption{fmt.Errorf("%w: undo log overflow", ErrCorrupt)})
+}
+
+// flushCounts writes the counters the transaction has been keeping in
+// process memory.
+func (t *txn) flushCounts() {
+	t.add(layout.FreeBytesOff, t.freeDelta)
+	t.freeDelta = 0
+}
+
 // addIntent records a publication to perform at commit.
 func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
@@ -185,13 +200,11 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	t.nIntents++
 	storeHalf(&t.jh.NumIntents, t.nIntents)
 	if b := t.batch; b != nil {
-		b.chain = append(b.chain, b.byHash.get(p.h))
-		b.byHash.set(p.h, t.nIntents)
-		if prev := b.slots.get(p.slot); prev != 0 {
+		b.chain = append(b.chain, b.byHash.swap(p.h, t.nIntents))
+		if prev := b.slots.swap(p.slot, t.nIntents); prev != 0 {
 			// Only the last store into a slot is published (see apply).
 			t.s.intentRec(prev - 1).Flags |= layout.IntentSuperseded
 		}
-		b.slots.set(p.slot, t.nIntents)
 	}
 }
 
@@ -202,6 +215,7 @@ func (t *txn) commit() error {
 		t.rollback()
 		return nil
 	}
+	t.flushCounts() // the region must be whole at the commit instant
 	t.jh.CommitUndo.Store(t.nUndo)
 	t.logged = [len(t.logged)]uint64{} // see logged
 	faultPoint("prepared")
@@ -304,6 +318,7 @@ func (t *txn) apply() error {
 		}
 		faultPoint("apply")
 	}
+	t.flushCounts()
 	t.add(layout.CountOff, dCount)
 	t.add(layout.BlockUsedOff, dBlock)
 	t.add(layout.KVBytesOff, dKV)

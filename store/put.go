@@ -180,7 +180,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	if err != nil {
 		if errors.Is(err, ErrFull) {
 			return fmt.Errorf("%w: no free block of %d bytes (heap %d bytes, %d in free blocks)",
-				ErrFull, size, s.geo.HeapSize, s.hdr.Meta.FreeBytes.Load())
+				ErrFull, size, s.geo.HeapSize, int64(s.hdr.Meta.FreeBytes.Load())+t.freeDelta)
 		}
 		return err
 	}

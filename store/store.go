@@ -31,8 +31,11 @@ type Store struct {
 	// read again from the region, so a later scribble over the header
 	// cannot steer this process outside its mapping.
 	geo layout.Geometry
-	// buckets is the index, a view checked once against geo.
+	// buckets is the index, and intents and undos the journal's records:
+	// views checked once against geo.
 	buckets []layout.Bucket
+	intents []layout.Intent
+	undos   []layout.Undo
 	flags   uint32
 	huge    HugePages
 
@@ -434,6 +437,14 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
 	}
 	s.buckets = buckets
+	s.intents, err = offsetptr.SliceAt[layout.Intent](r, offsetptr.Offset(s.geo.IntentsOff()), uint64(s.geo.MaxIntents))
+	if err != nil {
+		return nil, fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
+	}
+	s.undos, err = offsetptr.SliceAt[layout.Undo](r, offsetptr.Offset(s.geo.UndoOff()), uint64(s.geo.MaxUndo))
+	if err != nil {
+		return nil, fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
+	}
 	if s.huge == HugeTransparent {
 		// Advice, not a promise: shmem_enabled decides; Stats reports.
 		unix.Madvise(m.data, unix.MADV_HUGEPAGE)

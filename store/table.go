@@ -36,7 +36,10 @@ func (t *table) get(k uint64) uint32 {
 }
 
 // set sets k's value to v (v != 0).
-func (t *table) set(k uint64, v uint32) {
+func (t *table) set(k uint64, v uint32) { t.swap(k, v) }
+
+// swap sets k's value to v (v != 0) and returns the previous one, or 0.
+func (t *table) swap(k uint64, v uint32) (old uint32) {
 	if 2*(t.n+1) > len(t.keys) {
 		t.grow()
 	}
@@ -45,11 +48,11 @@ func (t *table) set(k uint64, v uint32) {
 		if t.gens[i] != t.gen {
 			t.keys[i], t.vals[i], t.gens[i] = k, v, t.gen
 			t.n++
-			return
+			return 0
 		}
 		if t.keys[i] == k {
-			t.vals[i] = v
-			return
+			old, t.vals[i] = t.vals[i], v
+			return old
 		}
 	}
 }

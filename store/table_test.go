@@ -26,7 +26,11 @@ func TestTableMatchesMap(t *testing.T) {
 		n := rng.IntN(3000)
 		for range n {
 			k, v := key(), uint32(rng.IntN(1000)+1)
-			tb.set(k, v)
+			if rng.IntN(2) == 0 {
+				tb.set(k, v)
+			} else if old := tb.swap(k, v); old != want[k] {
+				t.Fatalf("round %d: swap(%#x) returned %d, want %d", round, k, old, want[k])
+			}
 			want[k] = v
 			if got := tb.get(k); got != v {
 				t.Fatalf("round %d: get(%#x) right after set = %d, want %d", round, k, got, v)
