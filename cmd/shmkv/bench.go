@@ -36,6 +36,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -76,6 +77,7 @@ func (c *cli) bench(args []string) error {
 	fl.IntVar(&cfg.keySize, "key-size", 16, "`BYTES` per key (at least 8)")
 	fl.IntVar(&cfg.valueSize, "value-size", 100, "`BYTES` per value")
 	scaling := fl.Bool("scaling", false, "run readers only, 1 process then 2, and print the throughput ratio")
+	rounds := fl.Int("rounds", 1, "with --scaling: run the 1- and 2-reader phases this many times, alternating, and report the median ratio (this VM's speed drifts between phases)")
 	if _, err := c.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
@@ -84,6 +86,10 @@ func (c *cli) bench(args []string) error {
 	switch {
 	case *scaling && (explicit["readers"] || explicit["writers"]):
 		return usagef("--scaling sets the processes itself (1 reader, then 2): drop --readers and --writers")
+	case explicit["rounds"] && !*scaling:
+		return usagef("--rounds goes with --scaling")
+	case *rounds < 1 || *rounds > 100:
+		return usagef("--rounds must be in [1, 100]")
 	case cfg.readers < 0 || cfg.writers < 0:
 		return usagef("--readers and --writers must be >= 0")
 	case !*scaling && cfg.readers+cfg.writers == 0:
@@ -116,7 +122,7 @@ func (c *cli) bench(args []string) error {
 	var b *bench
 	err = c.withScratchStore("bench", opts, func(ctx context.Context, s *store.Store) error {
 		b = &bench{c: c, ctx: ctx, exe: exe, cfg: cfg, name: c.name}
-		return b.run(s, *scaling)
+		return b.run(s, *scaling, *rounds)
 	})
 	if err != nil {
 		return err
@@ -140,7 +146,7 @@ func (b *bench) printf(format string, args ...any) {
 }
 
 // run fills the store and runs the phases.
-func (b *bench) run(s *store.Store, scaling bool) error {
+func (b *bench) run(s *store.Store, scaling bool, rounds int) error {
 	cfg := &b.cfg
 	st := s.Stats()
 	b.printf("shmkv bench: store %q: %s, index of %d entries (%s)", b.name, store.FormatBytes(st.Size), st.MaxEntries, st.Path)
@@ -163,18 +169,35 @@ func (b *bench) run(s *store.Store, scaling bool) error {
 		_, err := b.phase(cfg.readers, cfg.writers)
 		return err
 	}
-	one, err := b.phase(1, 0)
-	if err != nil {
-		return err
-	}
-	two, err := b.phase(2, 0)
-	if err != nil {
-		return err
+	var ratios []float64
+	var summary []string
+	for r := range rounds {
+		one, err := b.phase(1, 0)
+		if err != nil {
+			return err
+		}
+		two, err := b.phase(2, 0)
+		if err != nil {
+			return err
+		}
+		ratio := two.rate("reader") / one.rate("reader")
+		ratios = append(ratios, ratio)
+		summary = append(summary, fmt.Sprintf("round %d: 1 reader %s gets/s, 2 readers %s gets/s: %.2fx",
+			r+1, formatRate(one.rate("reader")), formatRate(two.rate("reader")), ratio))
 	}
 	b.printf("")
-	b.printf("1 reader:  %s gets/s", formatRate(one.rate("reader")))
-	b.printf("2 readers: %s gets/s", formatRate(two.rate("reader")))
-	b.printf("2 readers / 1 reader: %.2fx total get throughput", two.rate("reader")/one.rate("reader"))
+	for _, line := range summary {
+		b.printf("%s", line)
+	}
+	slices.Sort(ratios)
+	median := ratios[len(ratios)/2]
+	if len(ratios)%2 == 0 {
+		median = (ratios[len(ratios)/2-1] + median) / 2
+	}
+	b.printf("2 readers / 1 reader: %.2fx total get throughput", median)
+	if rounds > 1 {
+		b.printf("(the median of %d rounds; lowest %.2fx, highest %.2fx)", rounds, ratios[0], ratios[len(ratios)-1])
+	}
 	return nil
 }
 

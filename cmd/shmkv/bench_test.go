@@ -82,6 +82,18 @@ func TestBench(t *testing.T) {
 			t.Errorf("no ratio line")
 		}
 	})
+	t.Run("scaling-rounds", func(t *testing.T) {
+		o := runBench(t, "--scaling", "--rounds", "3", "--duration", "100ms", "--keys", "1000")
+		if n := len(regexp.MustCompile(`(?m)^\s+reader\s+\d+\s`).FindAllString(o, -1)); n != 9 {
+			t.Errorf("%d lines of reader processes, want 3 rounds of 1 then 2", n)
+		}
+		if n := len(regexp.MustCompile(`(?m)^round \d: 1 reader \S+ gets/s, 2 readers \S+ gets/s: \d+\.\d\dx$`).FindAllString(o, -1)); n != 3 {
+			t.Errorf("%d round lines, want 3", n)
+		}
+		if !regexp.MustCompile(`(?m)^\(the median of 3 rounds; lowest \d+\.\d\dx, highest \d+\.\d\dx\)$`).MatchString(o) {
+			t.Errorf("no median line")
+		}
+	})
 }
 
 // TestBenchWorkerStops runs a worker in-process: it refuses to start
@@ -132,6 +144,8 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--readers", "-1"},
 		{"bench", "--scaling", "--readers", "2"},
 		{"bench", "--scaling", "--writers", "1"},
+		{"bench", "--rounds", "3"},
+		{"bench", "--scaling", "--rounds", "0"},
 		{"bench", "--duration", "1ms"},
 		{"bench", "--keys", "0"},
 		{"bench", "--key-size", "7"},
