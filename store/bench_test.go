@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -57,6 +58,14 @@ func (b *mapBaseline) putInPlace(k, v []byte) {
 	b.mu.Unlock()
 }
 
+// settle ends a benchmark's setup: it finishes the garbage collection
+// that filling 100,000 keys started, so that no GC worker runs beside the
+// timed loop (neither side allocates in it), then resets the timer.
+func settle(b *testing.B) {
+	runtime.GC()
+	b.ResetTimer()
+}
+
 func keysAndOrder(b *testing.B) ([][]byte, []int) {
 	keys := make([][]byte, benchKeys)
 	for i := range keys {
@@ -102,7 +111,7 @@ func BenchmarkGetHit(b *testing.B) {
 			m, keys, order := benchMap(vs)
 			buf := make([]byte, 0, vs)
 			b.ReportAllocs()
-			b.ResetTimer()
+			settle(b)
 			for i := 0; i < b.N; i++ {
 				buf, _ = m.get(buf[:0], keys[order[i&(len(order)-1)]])
 			}
@@ -111,7 +120,7 @@ func BenchmarkGetHit(b *testing.B) {
 			s, keys, order := benchStore(b, vs)
 			buf := make([]byte, 0, vs)
 			b.ReportAllocs()
-			b.ResetTimer()
+			settle(b)
 			for i := 0; i < b.N; i++ {
 				var err error
 				if buf, err = s.GetAppend(buf[:0], keys[order[i&(len(order)-1)]]); err != nil {
@@ -130,7 +139,7 @@ func BenchmarkGetMiss(b *testing.B) {
 	b.Run("impl=map", func(b *testing.B) {
 		m, _, order := benchMap(100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i++ {
 			m.get(nil, miss[order[i&(len(order)-1)]&1023])
 		}
@@ -138,7 +147,7 @@ func BenchmarkGetMiss(b *testing.B) {
 	b.Run("impl=shmkv", func(b *testing.B) {
 		s, _, order := benchStore(b, 100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i++ {
 			if _, err := s.GetAppend(nil, miss[order[i&(len(order)-1)]&1023]); err != ErrNotFound {
 				b.Fatal(err)
@@ -156,7 +165,7 @@ func BenchmarkPut(b *testing.B) {
 	b.Run("impl=map", func(b *testing.B) {
 		m, keys, order := benchMap(100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i++ {
 			m.put(keys[order[i&(len(order)-1)]], v)
 		}
@@ -164,7 +173,7 @@ func BenchmarkPut(b *testing.B) {
 	b.Run("impl=map-inplace", func(b *testing.B) {
 		m, keys, order := benchMap(100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i++ {
 			m.putInPlace(keys[order[i&(len(order)-1)]], v)
 		}
@@ -172,7 +181,7 @@ func BenchmarkPut(b *testing.B) {
 	b.Run("impl=shmkv", func(b *testing.B) {
 		s, keys, order := benchStore(b, 100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i++ {
 			if err := s.Put(keys[order[i&(len(order)-1)]], v); err != nil {
 				b.Fatal(err)
@@ -182,7 +191,7 @@ func BenchmarkPut(b *testing.B) {
 	b.Run("impl=shmkv-batch100", func(b *testing.B) {
 		s, keys, order := benchStore(b, 100)
 		b.ReportAllocs()
-		b.ResetTimer()
+		settle(b)
 		for i := 0; i < b.N; i += 100 {
 			err := s.Update(func(bt *Batch) error {
 				for j := i; j < i+100 && j < b.N; j++ {
