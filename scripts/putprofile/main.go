@@ -1,0 +1,103 @@
+// Command putprofile runs batched overwrites against a scratch store, for
+// counting a put's instructions under callgrind, which (unlike cycles on
+// this VM) gives the same count every run:
+//
+//	go build -o /tmp/putprofile ./scripts/putprofile
+//	valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.0 /tmp/putprofile -batches 0
+//	valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.1 /tmp/putprofile -batches 1000
+//
+// The difference of the two "I refs" totals over 100,000 is the cost of one
+// batched put of a 16-byte key and a 100-byte value, 1,024 keys in the
+// store (so the count is of work, not of cache misses); callgrind_annotate
+// /tmp/cg.1 splits it by function. The store is removed on exit. With
+// -impl map or -impl map-inplace it counts the benchmarks' baselines
+// (store/bench_test.go) the same way, one lock per put; run those with
+// GOMAXPROCS=1, or valgrind crashes in the concurrent garbage collector.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/shmkv/shmkv/store"
+)
+
+func main() {
+	batches := flag.Int("batches", 1000, "Update calls, each of 100 puts")
+	impl := flag.String("impl", "shmkv", "shmkv, or the benchmarks' baselines: map (a fresh copy per put) or map-inplace")
+	flag.Parse()
+	var err error
+	switch *impl {
+	case "shmkv":
+		err = run(*batches)
+	case "map", "map-inplace":
+		runMap(*batches, *impl == "map-inplace")
+	default:
+		err = fmt.Errorf("-impl %q: want shmkv, map or map-inplace", *impl)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "putprofile:", err)
+		os.Exit(1)
+	}
+}
+
+func run(batches int) error {
+	name := fmt.Sprintf("shmkv-putprofile-%d", os.Getpid())
+	s, err := store.Create(name, &store.Options{Size: 8 << 20})
+	if err != nil {
+		return err
+	}
+	defer store.Remove(name)
+	defer s.Close()
+	v := make([]byte, 100)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = make([]byte, 16)
+		binary.LittleEndian.PutUint64(keys[i], uint64(i)*0x9E3779B97F4A7C15)
+		if err := s.Put(keys[i], v); err != nil {
+			return err
+		}
+	}
+	for r := range batches {
+		err := s.Update(func(b *store.Batch) error {
+			for j := range 100 {
+				if err := b.Put(keys[(r*100+j)&1023], v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runMap(batches int, inPlace bool) {
+	var mu sync.RWMutex
+	m := map[string][]byte{}
+	v := make([]byte, 100)
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = make([]byte, 16)
+		binary.LittleEndian.PutUint64(keys[i], uint64(i)*0x9E3779B97F4A7C15)
+		m[string(keys[i])] = bytes.Clone(v)
+	}
+	for r := range batches {
+		for j := range 100 {
+			k := keys[(r*100+j)&1023]
+			mu.Lock()
+			if old, ok := m[string(k)]; inPlace && ok && len(old) == len(v) {
+				copy(old, v)
+			} else {
+				m[string(k)] = bytes.Clone(v)
+			}
+			mu.Unlock()
+		}
+	}
+}
