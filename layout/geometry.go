@@ -31,7 +31,9 @@ type Geometry struct {
 // Undo log sizing. One mutation writes at most UndoAlloc records to
 // allocate, one per bucket its key probes past (up to MaxProbe), and after
 // the commit UndoFree to free the block it replaces, one per bucket a
-// deleted key had probed past, and UndoCounts per transaction. The log
+// deleted key had probed past; a transaction adds UndoCounts for its
+// counters after the commit and, in store, one for FreeBytes before it.
+// These are bounds: a batch logs each counter and list head once per phase. The log
 // holds UndoPerOp records per intent on average, and always one mutation of
 // the worst case; each mutation checks its own need (store/journal.go).
 const (

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/shmkv/shmkv/layout"
 )
 
 func TestBatchSeesItsOwnWrites(t *testing.T) {
@@ -139,5 +141,79 @@ func TestRandomBatchesAgainstMap(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
+	}
+}
+
+// TestBatchFilledToTheLastUndoRecord builds a batch whose budget is used to
+// the last undo record: inserts that take a block from a free list (so
+// FreeBytes changes before the commit), then one delete of a key that had
+// probed exactly as far as the remaining budget allows. The batch must
+// commit and leave the store writable. (The FreeBytes record written at the
+// commit was once budgeted by nobody: apply then overflowed the log after
+// publishing, and recovery refused the journal for good.)
+func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
+	s := newStore(t, &Options{Size: 256 << 10})
+	g := s.geo
+	const home = 5
+	var keys [][]byte
+	for i := 0; len(keys) < 640; i++ {
+		k := []byte(fmt.Sprintf("k%d", i))
+		if s.home(hashKey(k)) == home {
+			keys = append(keys, k)
+		}
+	}
+	cluster, fresh := keys[:630], keys[630:637]
+	for _, k := range cluster {
+		if err := s.Put(k, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	val := make([]byte, 40)
+	x := bytes.Repeat([]byte("x"), len(fresh[0]))
+	if err := s.Put(x, val); err != nil { // leaves a free block for the batch to pop
+		t.Fatal(err)
+	}
+	if err := s.Delete(x); err != nil {
+		t.Fatal(err)
+	}
+	var deleted []byte
+	err := s.Update(func(b *Batch) error {
+		for i, k := range fresh {
+			v := []byte("w")
+			if i == 0 {
+				v = val
+			}
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
+		}
+		tx := &s.tx
+		if tx.freeDelta == 0 {
+			return errors.New("setup: the batch took no block from a free list")
+		}
+		left := uint64(g.MaxUndo) - uint64(tx.nUndo) - tx.post - layout.UndoFree
+		for _, k := range cluster {
+			p, err := s.find(k, hashKey(k), nil)
+			if err != nil {
+				return err
+			}
+			if p.probed == left {
+				deleted = k
+				return b.Delete(k)
+			}
+		}
+		return fmt.Errorf("setup: no key of the cluster probed exactly %d buckets", left)
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if ok, err := s.Has(deleted); ok || err != nil {
+		t.Fatalf("Has(deleted key) = %v, %v", ok, err)
+	}
+	if err := s.Put([]byte("after"), []byte("v")); err != nil {
+		t.Fatalf("Put after the batch: %v", err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 }

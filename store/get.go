@@ -55,13 +55,14 @@ func (s *Store) guard() guard { return guard{was: debug.SetPanicOnFault(true)} }
 
 // unguard ends a guard. REQUIRES: deferred directly by the operation.
 func (s *Store) unguard(g *guard, err *error) {
+	// NB: restored first: recovered re-panics what is not a memory fault.
+	if !g.was {
+		debug.SetPanicOnFault(false)
+	}
 	if !g.done {
 		if r := recover(); r != nil {
 			*err = s.recovered(r)
 		}
-	}
-	if !g.was {
-		debug.SetPanicOnFault(false)
 	}
 }
 

@@ -132,7 +132,9 @@ func (s *Store) begin() *txn {
 // when the log cannot hold them with what the transaction already needs.
 func (t *txn) budget(pre, post uint64) error {
 	if t.post == 0 {
-		t.post = layout.UndoCounts
+		// The counters apply writes, and the FreeBytes record flushCounts
+		// writes at the commit: no mutation's pre counts it.
+		t.post = layout.UndoCounts + 1
 	}
 	if uint64(t.nUndo)+pre+t.post+post > uint64(t.s.geo.MaxUndo) || t.nIntents >= t.s.geo.MaxIntents {
 		return fmt.Errorf("%w: transaction outgrows the journal (%d intents, %d undo records)", ErrTooLarge, t.s.geo.MaxIntents, t.s.geo.MaxUndo)
