@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 
 	"github.com/shmkv/shmkv/layout"
 )
@@ -27,8 +26,8 @@ func (s *Store) Check() (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
+	g := s.guard()
+	defer s.unguard(&g, &err)
 	if s.readOnly {
 		return s.check() // no lock without a slot: best effort
 	}

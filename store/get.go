@@ -22,16 +22,8 @@ func yield() { runtime.Gosched() }
 // operation's deferred handler turns it back into its error.
 type corruption struct{ err error }
 
-// catchFault turns a memory fault in the mapping into ErrCorrupt. Reading a
-// page the object no longer has (someone truncated it) raises SIGBUS; with
-// panic-on-fault set for the call, that is a panic recovered here instead of
-// the death of the process. REQUIRES: deferred directly by the operation.
-func (s *Store) catchFault(err *error) {
-	if r := recover(); r != nil {
-		*err = s.recovered(r)
-	}
-}
-
+// recovered is the error for a panic an operation recovered: ErrClosed for
+// a fault after Close, else see faultError.
 func (s *Store) recovered(r any) error {
 	if s.closed.Load() {
 		if _, fault := r.(interface{ Addr() uintptr }); fault {
@@ -41,14 +33,18 @@ func (s *Store) recovered(r any) error {
 	return faultError(r, ErrCorrupt)
 }
 
-// guard is catchFault for the read path, where its cost is a fair part of
-// a Get: recover is only called if the operation did not finish, and
-// panic-on-fault is only restored if it was off. Use:
+// guard turns a memory fault in the mapping into an error. Reading a page
+// the object no longer has (someone truncated it) raises SIGBUS; with
+// panic-on-fault set for the operation, that is a panic unguard recovers
+// instead of the death of the process. Use:
 //
 //	g := s.guard()
 //	defer s.unguard(&g, &err)
 //	... the operation ...
-//	g.done = true // last, right before returning
+//	g.done = true // optional: last, right before returning
+//
+// Setting done spares the call to recover, a fair part of a Get's cost;
+// and panic-on-fault is only restored if it was off.
 type guard struct{ was, done bool }
 
 func (s *Store) guard() guard { return guard{was: debug.SetPanicOnFault(true)} }
@@ -89,13 +85,25 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // GetAppend appends key's value to dst and returns the extended slice, or
 // dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
-func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
+func (s *Store) GetAppend(dst, key []byte) ([]byte, error) { return s.get(key, dst, true) }
+
+// Has reports whether key is in the store.
+func (s *Store) Has(key []byte) (bool, error) {
+	_, err := s.get(key, nil, false)
+	if err == ErrNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// get is lookup for the Store's callers: closed check, guard, ErrNotFound.
+func (s *Store) get(key, dst []byte, copyValue bool) (_ []byte, err error) {
 	if s.closed.Load() {
 		return dst, ErrClosed
 	}
 	g := s.guard()
 	defer s.unguard(&g, &err)
-	out, found, err := s.lookup(key, dst, true)
+	out, found, err := s.lookup(key, dst, copyValue)
 	g.done = true
 	if err != nil {
 		return dst, err
@@ -106,26 +114,14 @@ func (s *Store) GetAppend(dst, key []byte) (_ []byte, err error) {
 	return out, nil
 }
 
-// Has reports whether key is in the store.
-func (s *Store) Has(key []byte) (_ bool, err error) {
-	if s.closed.Load() {
-		return false, ErrClosed
-	}
-	g := s.guard()
-	defer s.unguard(&g, &err)
-	_, found, err := s.lookup(key, nil, false)
-	g.done = true
-	return found, err
-}
-
 // Len is the number of keys in the store; 0 once the Store is closed.
 func (s *Store) Len() (n int) {
 	if s.closed.Load() {
 		return 0
 	}
 	var err error
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
+	g := s.guard()
+	defer s.unguard(&g, &err)
 	return int(min(s.hdr.Meta.Count.Load(), s.geo.MaxEntries))
 }
 
@@ -140,8 +136,8 @@ func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
+	g := s.guard()
+	defer s.unguard(&g, &err)
 	for bi := range s.geo.NumBuckets {
 		b := s.bucket(bi)
 		for i := range b.Slots {

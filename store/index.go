@@ -19,17 +19,18 @@ import (
 
 func hashKey(key []byte) uint64 { return layout.KeyHash(key) }
 
-func (s *Store) bucket(i uint64) *layout.Bucket {
-	return offsetptr.MustAt[layout.Bucket](s.r, offsetptr.Offset(s.bucketOff(i)))
-}
+// bucket and bucketOff are bucket i and its offset, i taken modulo
+// NumBuckets (wrap), so a probe can run off the end and wrap.
+func (s *Store) bucket(i uint64) *layout.Bucket { return &s.buckets[s.wrap(i)] }
 
-// bucketOff is the offset of bucket i (taken modulo NumBuckets, so a probe
-// can run off the end and wrap).
-func (s *Store) bucketOff(i uint64) uint64 {
-	if i >= s.geo.NumBuckets {
-		i %= s.geo.NumBuckets
+func (s *Store) bucketOff(i uint64) uint64 { return s.geo.IndexOff + s.wrap(i)*layout.BucketSize }
+
+// wrap takes a bucket number past the end of the index back into it.
+func (s *Store) wrap(b uint64) uint64 {
+	if n := uint64(len(s.buckets)); b >= n {
+		b %= n
 	}
-	return s.geo.IndexOff + i*layout.BucketSize
+	return b
 }
 
 func (s *Store) home(h uint64) uint64 { return layout.Home(h, s.geo.NumBuckets) }
@@ -131,30 +132,29 @@ func (s *Store) lookup(key, dst []byte, copyValue bool) (out []byte, found bool,
 func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, copyValue bool) ([]byte, bool, bool, error) {
 	home := s.home(h)
 	for pos := uint64(0); ; pos++ {
+		var slot *atomic.Uint64
 		var w uint64
-		var ok bool
-		if pos, w, ok = s.match(home, tag, pos); !ok {
+		if pos, slot, w = s.match(home, tag, pos); slot == nil {
 			return dst, false, false, nil
 		}
-		b, i := s.wrap(home+pos>>3), int(pos&7)
-		out, r := s.readEntry(&s.buckets[b].Slots[i], w, key, dst, copyValue)
+		out, r := s.readEntry(slot, w, key, dst, copyValue)
 		switch r {
 		case readMatch:
 			return out, true, false, nil
 		case readRetry:
 			return dst, false, true, nil
 		case readCorrupt:
-			return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(b), i), w)
+			return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(home+pos>>3), int(pos&7)), w)
 		}
 	}
 }
 
 // match is the inner loop of a lookup. It looks for tag in the key's probe
 // sequence from position pos (pos>>3 buckets past home, slot pos&7) on, and
-// returns the position and word of the first slot that carries it. ok is
-// false once the probe ends: at a bucket with no match and Overflow 0, or
-// after MaxProbe buckets.
-func (s *Store) match(home uint64, tag uint16, pos uint64) (_, w uint64, ok bool) {
+// returns the position, the slot and the word of the first slot that
+// carries it. slot is nil once the probe ends: at a bucket with no match
+// and Overflow 0, or after MaxProbe buckets.
+func (s *Store) match(home uint64, tag uint16, pos uint64) (uint64, *atomic.Uint64, uint64) {
 	buckets, t := s.buckets, uint64(tag)
 	d, i := pos>>3, pos&7
 	b := s.wrap(home + d)
@@ -163,26 +163,18 @@ func (s *Store) match(home uint64, tag uint16, pos uint64) (_, w uint64, ok bool
 		for ; i < layout.BucketSlots; i++ {
 			// Tags are never 0, so an empty slot never matches.
 			if w := bk.Slots[i].Load(); w>>48 == t {
-				return d<<3 | i, w, true
+				return d<<3 | i, &bk.Slots[i], w
 			}
 		}
 		if bk.Overflow.Load() == 0 {
-			return 0, 0, false
+			return 0, nil, 0
 		}
 		i = 0
 		if b++; b == uint64(len(buckets)) {
 			b = 0
 		}
 	}
-	return 0, 0, false
-}
-
-// wrap takes a bucket number past the end of the index back into it.
-func (s *Store) wrap(b uint64) uint64 {
-	if n := uint64(len(s.buckets)); b >= n {
-		b %= n
-	}
-	return b
+	return 0, nil, 0
 }
 
 // place is where a key sits, or would go, in the index. Writer only.

@@ -21,7 +21,6 @@ package store
 
 import (
 	"fmt"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -112,8 +111,8 @@ func (s *Store) Writer() LockHolder {
 		return LockHolder{}
 	}
 	var err error
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
+	g := s.guard()
+	defer s.unguard(&g, &err)
 	return s.lockHolder()
 }
 

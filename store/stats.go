@@ -3,7 +3,6 @@ package store
 import (
 	"fmt"
 	"io/fs"
-	"runtime/debug"
 	"time"
 
 	"github.com/shmkv/shmkv/layout"
@@ -70,8 +69,8 @@ func (s *Store) Stats() Stats {
 		return Stats{Name: s.name}
 	}
 	var err error
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.catchFault(&err)
+	fg := s.guard()
+	defer s.unguard(&fg, &err)
 	h, g := s.hdr, &s.geo
 	st := Stats{
 		Name: s.name, Path: s.obj.path, Version: layout.Version,

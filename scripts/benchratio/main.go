@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -30,9 +31,22 @@ func main() {
 		os.Exit(1)
 	}
 	defer f.Close()
+	out, err := ratios(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchratio:", err)
+		os.Exit(1)
+	}
+	for _, l := range out {
+		fmt.Println(l)
+	}
+}
+
+// ratios reads benchmark output and returns one line per figure, shmkv
+// implementation and baseline, sorted.
+func ratios(r io.Reader) ([]string, error) {
 	// times[figure][impl] is one time per round, in order.
 	times := map[string]map[string][]float64{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		m := line.FindStringSubmatch(sc.Text())
 		if m == nil {
@@ -49,8 +63,7 @@ func main() {
 		times[fig][impl] = append(times[fig][impl], ns)
 	}
 	if err := sc.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "benchratio:", err)
-		os.Exit(1)
+		return nil, err
 	}
 	var out []string
 	for fig, impls := range times {
@@ -80,7 +93,5 @@ func main() {
 		}
 	}
 	slices.Sort(out)
-	for _, l := range out {
-		fmt.Println(l)
-	}
+	return out, nil
 }
