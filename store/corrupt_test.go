@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -420,4 +421,35 @@ func TestAdoptionChecksOptions(t *testing.T) {
 	if err := s.Put([]byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReadGuardRestoresPanicOnFault: the read path turns panic-on-fault on
+// for its own duration only. A caller that had it off finds it off again,
+// after a normal read and after one that faulted; a caller that had it on
+// keeps it on.
+func TestReadGuardRestoresPanicOnFault(t *testing.T) {
+	s := newStore(t, &Options{Size: 4 << 20})
+	for i := range 1000 {
+		s.Put([]byte(fmt.Sprint(i)), bytes.Repeat([]byte("v"), 500))
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(false))
+	s.Get([]byte("999"))
+	if debug.SetPanicOnFault(false) {
+		t.Fatal("Get left panic-on-fault on")
+	}
+	debug.SetPanicOnFault(true)
+	s.Has([]byte("999"))
+	if !debug.SetPanicOnFault(false) {
+		t.Fatal("Has turned off the caller's panic-on-fault")
+	}
+	if err := os.Truncate(s.Path(), 8192); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get([]byte("999")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get from a truncated object: %v, want ErrCorrupt", err)
+	}
+	if debug.SetPanicOnFault(false) {
+		t.Fatal("a Get that faulted left panic-on-fault on")
+	}
+	s.Close() // the truncation lost the entries: no cleanup Check
 }
