@@ -28,20 +28,14 @@ type Geometry struct {
 	HeapSize   uint64
 }
 
-// Undo log sizing. One mutation writes at most UndoAlloc records to
-// allocate, one per bucket its key probes past (up to MaxProbe), and after
-// the commit UndoFree to free the block it replaces, one per bucket a
-// deleted key had probed past; a transaction adds UndoCounts for its
-// counters after the commit and, in store, one for FreeBytes before it.
-// These are bounds: a batch logs each counter and list head once per phase. The log
-// holds UndoPerOp records per intent on average, and always one mutation of
-// the worst case; each mutation checks its own need (store/journal.go).
+// Undo log sizing. The journal holds UndoPerOp undo records per intent on
+// average, and always one mutation of the worst kind: UndoWorst covers an
+// allocation, a free with merges on both sides, the counters, and a probe
+// past MaxProbe buckets twice over. Package store owns the per-step
+// numbers (store/budget.go) and asserts at compile time that they fit.
 const (
-	UndoAlloc  = 6
-	UndoFree   = 4
-	UndoCounts = 4
-	UndoPerOp  = 24
-	UndoWorst  = UndoAlloc + UndoFree + UndoCounts + 2*MaxProbe
+	UndoPerOp = 32
+	UndoWorst = 64 + 2*MaxProbe
 )
 
 // ErrGeometry is returned by Plan for a size or capacity it cannot lay out.

@@ -16,7 +16,7 @@ const (
 	// (no OFD lock on InitLockByte) may be initialised again by another.
 	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
-	Version uint32 = 2
+	Version uint32 = 3
 )
 
 // Geometry constants.
@@ -24,7 +24,7 @@ const (
 	HeaderSize   = 4096
 	CacheLine    = 64
 	EntryAlign   = 8
-	EntrySize    = 16 // the smallest block: it must hold a free block's link at 8
+	EntrySize    = 32 // the smallest block: a free block's links at 8 and 16, its footer at Size-8
 	EntryHeader  = 12 // the Entry struct; the key starts right after it
 	BucketSlots  = 7
 	BucketSize   = 64
@@ -56,6 +56,7 @@ const (
 	LockOff      = 256
 	MetaOff      = 320
 	FreeListsOff = 384
+	AllocOff     = 3840
 )
 
 // Flags in Header.Flags: the creation options that live in the region.
@@ -99,7 +100,39 @@ type Header struct {
 	Lock      Lock                      // 256
 	Meta      Meta                      // 320
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
-	_         [HeaderSize - FreeListsOff - NumClasses*8]byte
+	_         [AllocOff - FreeListsOff - NumClasses*8]byte
+	Alloc     Alloc // 3840
+	_         [HeaderSize - AllocOff - AllocSize]byte
+}
+
+// ClassWords is the number of words in Alloc.NonEmpty.
+const ClassWords = (NumClasses + 63) / 64
+
+// AllocSize is the size of Alloc.
+const AllocSize = 6*8 + ClassWords*8
+
+// Alloc is the allocator's state beyond the free lists. Only the writer
+// writes it.
+type Alloc struct {
+	// SeqNext is the last sequence number handed out. Every Entry.Seq the
+	// writer stores is the next one of the parity it needs, so a given
+	// (offset, Seq) pair never comes back (until the 32 bits an entry keeps
+	// wrap): blocks merge and split, and a reader holding an old offset must
+	// never find there the Seq it saw. Stored before each use, never undone.
+	SeqNext atomic.Uint64 // 0
+	// Cursor is where compaction resumes: a block boundary in
+	// [HeapOff, Top], or anything else, which means HeapOff.
+	Cursor atomic.Uint64 // 8
+	// MaxBlock is the largest block ever allocated. The allocator keeps
+	// Reserve(MaxBlock) bytes above Top for compaction (store/compact.go).
+	MaxBlock atomic.Uint64 // 16
+	// Moved and Compactions count the bytes compaction moved and the
+	// compaction transactions it committed; Passes the full passes.
+	Moved       atomic.Uint64 // 24
+	Compactions atomic.Uint64 // 32
+	Passes      atomic.Uint64 // 40
+	// NonEmpty has bit c set when free list c is not empty.
+	NonEmpty [ClassWords]atomic.Uint64 // 48
 }
 
 // Lock is the writer lock, alone on its cache line so waiters spinning on it
@@ -202,23 +235,45 @@ type Undo struct {
 
 // Entry heads a heap block. The value's length is what the block holds
 // beyond header, key and Slack, so the header needs no ValLen field.
+//
+// A free block is laid out as Seq, Size (with SizeFree), the offset of the
+// next block on its free list at 8, of the previous one at 16 (0 at the
+// list's head), and its own size again in its last 8 bytes (the footer), so
+// that the block after it, whose Size carries SizePrevFree, can find its
+// start and merge with it.
 type Entry struct {
 	Seq    atomic.Uint32 // 0: even: published entry; odd: free or being filled
-	Size   uint32        // 4: block bytes, a multiple of 8, at least EntrySize
+	Size   uint32        // 4: block bytes (a multiple of 8, at least EntrySize) | Size flags
 	KeyLen uint16        // 8: for a free block, the 8 bytes from here are the next free block
 	Slack  uint8         // 10: bytes after the value, up to the block's end
 	Flags  uint8         // 11: 0; reserved
 	// The key follows at EntryHeader, then the value.
 }
 
+// Size flags, in the low bits of Entry.Size (block sizes are multiples of
+// 8). Readers mask them off; only the writer reads them.
+const (
+	SizeFree     uint32 = 1 // the block is on a free list
+	SizePrevFree uint32 = 2 // the block before this one is free: its footer precedes this header
+	SizeFlags    uint32 = EntryAlign - 1
+)
+
+// MaxSlack is the most padding an entry's block has: up to 20 bytes to make
+// the smallest block, or 7 to align, plus up to 24 that a free block too
+// small to split off gives with it.
+const MaxSlack = EntrySize - EntryHeader + EntrySize - EntryAlign
+
+// Bytes is the block's size without its flags.
+func (e *Entry) Bytes() uint64 { return uint64(e.Size &^ SizeFlags) }
+
 // Fits reports whether the header's lengths fit its block.
 func (e *Entry) Fits() bool {
-	return EntryHeader+uint64(e.KeyLen)+uint64(e.Slack) <= uint64(e.Size)
+	return EntryHeader+uint64(e.KeyLen)+uint64(e.Slack) <= e.Bytes()
 }
 
 // ValLen is the value's length. REQUIRES: Fits.
 func (e *Entry) ValLen() uint64 {
-	return uint64(e.Size) - EntryHeader - uint64(e.KeyLen) - uint64(e.Slack)
+	return e.Bytes() - EntryHeader - uint64(e.KeyLen) - uint64(e.Slack)
 }
 
 // Bucket is one cache line of the index.
@@ -241,6 +296,10 @@ const (
 	_ = unsafe.Offsetof(Header{}.Meta) - MetaOff
 	_ = uintptr(FreeListsOff) - unsafe.Offsetof(Header{}.FreeLists)
 	_ = unsafe.Offsetof(Header{}.FreeLists) - FreeListsOff
+	_ = uintptr(AllocOff) - unsafe.Offsetof(Header{}.Alloc)
+	_ = unsafe.Offsetof(Header{}.Alloc) - AllocOff
+	_ = uintptr(AllocSize) - unsafe.Sizeof(Alloc{})
+	_ = unsafe.Sizeof(Alloc{}) - AllocSize
 	_ = uintptr(112) - unsafe.Offsetof(Header{}.CreatorPID)
 	_ = unsafe.Offsetof(Header{}.CreatorPID) - 112
 
@@ -278,6 +337,12 @@ const (
 	TopOff       = MetaOff + 24
 	CommitsOff   = MetaOff + 32
 	FreeBytesOff = MetaOff + 48
+)
+
+// Offsets of the Alloc words a transaction changes.
+const (
+	CursorOff   = AllocOff + 8
+	NonEmptyOff = AllocOff + 48
 )
 
 // FreeListOff is the offset of class c's free list head.

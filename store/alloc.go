@@ -1,133 +1,419 @@
 package store
 
-// The heap allocator: segregated free lists by size class, plus a bump
-// pointer (Meta.Top) into never-used space. Blocks are multiples of 8
-// bytes and tile [HeapOff, Top) with no gaps, so Check can walk them.
+// The heap allocator: segregated free lists by size class, doubly linked,
+// plus a bump pointer (Meta.Top) into the never-used space above the last
+// block (the wilderness). Blocks are multiples of 8 bytes and tile
+// [HeapOff, Top) with no gaps, so Check and compaction can walk them.
 //
-// Allocation takes the first block of the smallest class whose blocks all
-// fit, else bump-allocates, else splits a block of a larger class. Blocks
-// are never merged: a block boundary, once made, stays, so a slow reader
-// holding an old entry offset always finds a block header there whose Seq
-// tells it the entry is gone. Freed space is reused by requests of its
-// class or smaller; the cost is fragmentation when sizes shift, which
-// Stats reports.
+// Allocation takes, in order: a block of the request's own class that
+// holds it (the first few of the list are looked at), the head of the
+// first non-empty larger class (found through Alloc.NonEmpty; any block
+// there holds the request), or the wilderness as long as Reserve bytes stay
+// free above Top. The rest of a larger block is split off as a free block
+// of its own. When none of these has room, the caller compacts
+// (compact.go) and tries again.
+//
+// Freeing merges: a freed block absorbs a free neighbour on either side
+// (boundary tags: a free block repeats its size in its last 8 bytes, and
+// the block after it carries SizePrevFree), and a block that ends at Top
+// goes back to the wilderness. INVARIANT: no two free blocks touch, and the
+// block just below Top is never free. So any free space that could hold a
+// request sits in one block, unless live blocks lie between, which only
+// compaction can move.
+//
+// Merging destroys block headers that a slow reader may still hold the
+// offset of. What the reader finds there afterwards is the argument of
+// index.go's readEntry; the allocator's part is that every Seq it stores
+// is a fresh number from Alloc.SeqNext (nextSeq), so an old offset never
+// shows the old Seq again from the allocator's hand.
 //
 // Every change to a word that existed before the transaction is logged
-// (see journal.go); a fresh block above Top needs no log, since rolling Top
-// back makes it unused again.
+// (see journal.go), except the words inside a free block that the
+// transaction split (the remainder's header and links), which a rollback
+// makes interior bytes of the restored block again; a fresh block above
+// Top needs no log either, since rolling Top back makes it unused again.
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
 )
 
+// errNoRoom is alloc's answer when no free block and no room above Top
+// holds a request: the caller may compact, or report ErrFull.
+var errNoRoom = fmt.Errorf("%w: no room", ErrFull)
+
+// scanLimit is how many blocks of the request's own class alloc looks at
+// before it takes a larger class: a class spans sizes, so its head may be
+// too small while a later block fits.
+const scanLimit = 8
+
+// block is a heap block's header, read once and checked.
+type block struct {
+	off   uint64
+	e     *layout.Entry
+	size  uint64 // bytes, flags masked off
+	flags uint32 // layout.SizeFree, layout.SizePrevFree
+}
+
 // entryAt returns the block header at off after checking that the whole
 // block lies inside the heap. It does not check Seq.
 func (s *Store) entryAt(off uint64) (*layout.Entry, error) {
-	g := &s.geo
-	if off < g.HeapOff || off%layout.EntryAlign != 0 || off > g.Size-layout.EntrySize {
-		return nil, fmt.Errorf("%w: entry offset %#x outside the heap [%#x, %#x)", ErrCorrupt, off, g.HeapOff, g.Size)
-	}
-	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-	if sz := uint64(e.Size); sz < layout.EntrySize || sz%layout.EntryAlign != 0 || sz > g.Size-off {
-		return nil, fmt.Errorf("%w: block at %#x has size %d", ErrCorrupt, off, sz)
-	}
-	return e, nil
+	b, err := s.blockAt(off, s.geo.Size)
+	return b.e, err
 }
 
-// nextFree reads the link of the free block at off: the 8 bytes at off+8.
-func (s *Store) nextFree(off uint64) uint64 { return s.word(off + 8).Load() }
-
-// alloc returns a block of at least size bytes (a multiple of 8), with
-// Seq odd and Size set, or ErrFull. Everything it changes is logged.
-func (t *txn) alloc(size uint64) (uint64, error) {
-	s := t.s
-	c := layout.ClassFor(size)
-	if c < layout.NumClasses {
-		if off, err := t.popFree(c, size); off != 0 || err != nil {
-			return off, err
-		}
+// blockAt reads the header of the block at off, checking that the block
+// lies inside [HeapOff, end). Size is read once: the checks hold for the
+// value returned.
+func (s *Store) blockAt(off, end uint64) (block, error) {
+	g := &s.geo
+	if off < g.HeapOff || off%layout.EntryAlign != 0 || off > end || end-off < layout.EntrySize {
+		return block{}, fmt.Errorf("%w: block offset %#x outside the heap [%#x, %#x)", ErrCorrupt, off, g.HeapOff, end)
 	}
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	raw := e.Size
+	sz := uint64(raw &^ layout.SizeFlags)
+	if sz < layout.EntrySize || sz > end-off {
+		return block{}, fmt.Errorf("%w: block at %#x has size %d", ErrCorrupt, off, sz)
+	}
+	return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags}, nil
+}
+
+// freeBlockAt is blockAt for a block that must be free.
+func (s *Store) freeBlockAt(off uint64) (block, error) {
+	b, err := s.blockAt(off, s.geo.Size)
+	if err == nil && b.flags&layout.SizeFree == 0 {
+		err = fmt.Errorf("%w: block %#x is linked as free but is not", ErrCorrupt, off)
+	}
+	return b, err
+}
+
+// top returns Meta.Top after checking it.
+func (s *Store) top() (uint64, error) {
 	top := s.hdr.Meta.Top.Load()
 	if top < s.geo.HeapOff || top > s.geo.Size || top%layout.EntryAlign != 0 {
 		return 0, fmt.Errorf("%w: heap top %#x outside the heap [%#x, %#x]", ErrCorrupt, top, s.geo.HeapOff, s.geo.Size)
 	}
-	if size <= s.geo.Size-top {
-		t.set(layout.TopOff, top+size)
-		faultPoint("bump")
-		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
-		// Space above Top was never published (or only by a transaction that
-		// was rolled back), so no reader holds its offset: any odd Seq will do.
-		e.Seq.Store(1)
-		e.Size = uint32(size)
-		return top, nil
-	}
-	for c2 := c + 1; c2 < layout.NumClasses; c2++ {
-		if off, err := t.popFree(c2, size); off != 0 || err != nil {
-			return off, err
-		}
-	}
-	return 0, ErrFull
+	return top, nil
 }
 
-// popFree takes the first block of class c if it holds size bytes,
-// splitting off the rest when that is a block of its own.
-func (t *txn) popFree(c int, size uint64) (uint64, error) {
-	s := t.s
-	head := s.hdr.FreeLists[c].Load()
-	if head == 0 {
-		return 0, nil
+// nextSeq hands out the next sequence number of the given parity (odd:
+// free or being filled; even: published). It stores the counter before
+// the caller stores the Seq, so a writer that dies never leaves a Seq
+// above the counter. Writer only.
+func (s *Store) nextSeq(odd bool) uint32 {
+	a := &s.hdr.Alloc
+	g := a.SeqNext.Load() + 1
+	if (g&1 == 1) != odd {
+		g++
 	}
-	e, err := s.entryAt(head)
+	storeWord(&a.SeqNext, g)
+	return uint32(g)
+}
+
+// Reserve is how much of the wilderness ordinary allocation leaves alone:
+// twice the largest block, at most a tenth of the heap. Compaction needs a
+// place to move a block that does not fit the gap it is growing, and it
+// never needs more than twice the largest block there (compact.go).
+func (s *Store) reserve(size uint64) uint64 {
+	mb := max(s.hdr.Alloc.MaxBlock.Load(), size)
+	return min(2*mb, s.geo.HeapSize/10)
+}
+
+// alloc returns a block of at least size bytes (a multiple of 8), with Seq
+// odd, Size set and no flags, or errNoRoom. Everything it changes is
+// logged.
+func (t *txn) alloc(size uint64) (uint64, error) { return t.allocWith(size, t.s.reserve(size)) }
+
+// allocWith is alloc leaving reserve bytes of the wilderness alone.
+func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
+	s := t.s
+	if a := &s.hdr.Alloc; size > a.MaxBlock.Load() {
+		storeWord(&a.MaxBlock, size) // a high-water mark: never undone
+	}
+	c := layout.ClassOf(size)
+	off := s.hdr.FreeLists[c].Load()
+	for i := 0; off != 0 && i < scanLimit; i++ {
+		b, err := s.freeBlockAt(off)
+		if err != nil {
+			return 0, err
+		}
+		if b.size >= size {
+			return t.take(b, size)
+		}
+		off = s.word(off + 8).Load()
+	}
+	if c2 := s.firstClassAbove(c); c2 >= 0 {
+		b, err := s.freeBlockAt(s.hdr.FreeLists[c2].Load())
+		if err != nil {
+			return 0, err
+		}
+		if b.size < size || layout.ClassOf(b.size) != c2 {
+			return 0, fmt.Errorf("%w: free list %d holds block %#x of %d bytes", ErrCorrupt, c2, b.off, b.size)
+		}
+		return t.take(b, size)
+	}
+	return t.bump(size, reserve)
+}
+
+// bump allocates size bytes at Top if at least reserve bytes stay above.
+func (t *txn) bump(size, reserve uint64) (uint64, error) {
+	s := t.s
+	top, err := s.top()
 	if err != nil {
 		return 0, err
 	}
-	if e.Seq.Load()&1 == 0 || layout.ClassOf(uint64(e.Size)) != c {
-		return 0, fmt.Errorf("%w: free list %d holds block %#x (seq %d, size %d)", ErrCorrupt, c, head, e.Seq.Load(), e.Size)
+	if size > s.geo.Size-top || reserve > s.geo.Size-top-size {
+		return 0, errNoRoom
 	}
-	bsize := uint64(e.Size)
-	if bsize < size {
-		return 0, nil // a larger class may still have one
+	t.set(layout.TopOff, top+size)
+	faultPoint("bump")
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
+	// No flags: the block below Top is never free.
+	storeHalf(&e.Seq, s.nextSeq(true))
+	e.Size = uint32(size)
+	return top, nil
+}
+
+// firstClassAbove is the first class above c whose list is not empty, or
+// -1.
+func (s *Store) firstClassAbove(c int) int {
+	c++
+	for w := c / 64; w < layout.ClassWords; w++ {
+		bitsw := s.hdr.Alloc.NonEmpty[w].Load()
+		if w == c/64 {
+			bitsw &^= 1<<(c%64) - 1
+		}
+		if bitsw != 0 {
+			if c2 := w*64 + bits.TrailingZeros64(bitsw); c2 < layout.NumClasses {
+				return c2
+			}
+			return -1
+		}
 	}
-	t.set(layout.FreeListOff(c), s.nextFree(head))
-	faultPoint("pop")
-	t.freeDelta -= int64(bsize)
-	// The block's two header words change below and by the caller; log them
-	// so a rollback puts the block back on its list intact.
-	t.log(head, layout.UndoSeq)
-	t.log(head+8, layout.UndoPlain)
-	if rest := bsize - size; rest >= layout.EntrySize {
-		e.Size = uint32(size)
-		// The remainder's header lies inside the old block's free bytes,
-		// which nothing references; only the list head needs a log.
-		r := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(head+size))
-		r.Seq.Store(1)
-		r.Size = uint32(rest)
-		t.pushFree(head+size, r)
+	return -1
+}
+
+// take allocates size bytes at the start of free block b: it comes off
+// its list, and the rest, if it can be a block, goes back as a free block.
+func (t *txn) take(b block, size uint64) (uint64, error) {
+	s := t.s
+	if err := t.unlink(b); err != nil {
+		return 0, err
+	}
+	// The caller overwrites the block's header, links and, unless it
+	// splits, its footer: log them so a rollback puts the block back whole.
+	t.log(b.off, layout.UndoSeq)
+	t.log(b.off+8, layout.UndoPlain)
+	t.log(b.off+16, layout.UndoPlain)
+	if rest := b.size - size; rest >= layout.EntrySize {
+		// No flags: b's own predecessor is not free (no two free blocks
+		// touch), and b's Seq is odd already.
+		b.e.Size = uint32(size)
+		r := b.off + size
+		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
+		// The remainder's header and links lie inside b: no log (see top).
+		storeHalf(&re.Seq, s.nextSeq(true))
+		re.Size = uint32(rest) | layout.SizeFree
+		if err := t.push(r, rest, true); err != nil {
+			return 0, err
+		}
 		faultPoint("split")
+		return b.off, nil
 	}
-	return head, nil
+	t.log(b.off+b.size-8, layout.UndoPlain) // the footer: value bytes from now on
+	b.e.Size = uint32(b.size)
+	if err := t.setPrevFree(b.off+b.size, false); err != nil {
+		return 0, err
+	}
+	faultPoint("take")
+	return b.off, nil
 }
 
-// pushFree puts the block at off on its class's list. REQUIRES: e.Seq odd,
-// and the block's header words logged if they existed before.
-func (t *txn) pushFree(off uint64, e *layout.Entry) {
-	c := layout.ClassOf(uint64(e.Size))
-	next := t.s.hdr.FreeLists[c].Load()
-	storeWord(t.s.word(off+8), next)
+// setPrevFree sets or clears SizePrevFree on the block at off, unless off
+// is Top (the wilderness has no header).
+func (t *txn) setPrevFree(off uint64, on bool) error {
+	s := t.s
+	top, err := s.top()
+	if err != nil {
+		return err
+	}
+	if off == top {
+		return nil
+	}
+	n, err := s.blockAt(off, top)
+	if err != nil {
+		return err
+	}
+	f := n.flags &^ layout.SizePrevFree
+	if on {
+		f |= layout.SizePrevFree
+	}
+	if f != n.flags {
+		t.log(off, layout.UndoSeq)
+		n.e.Size = uint32(n.size) | f
+	}
+	return nil
+}
+
+// unlink takes free block b off its list. Its neighbours on the list must
+// name it back: a link that does not is damage, not something to follow.
+func (t *txn) unlink(b block) error {
+	s := t.s
+	c := layout.ClassOf(b.size)
+	next, prev := s.word(b.off+8).Load(), s.word(b.off+16).Load()
+	if prev == 0 {
+		if s.hdr.FreeLists[c].Load() != b.off {
+			return fmt.Errorf("%w: free block %#x has no predecessor but does not head list %d", ErrCorrupt, b.off, c)
+		}
+	} else if err := s.checkLink(prev, 8, b.off); err != nil {
+		return err
+	}
+	if next != 0 {
+		if err := s.checkLink(next, 16, b.off); err != nil {
+			return err
+		}
+	}
+	if prev == 0 {
+		t.set(layout.FreeListOff(c), next)
+		if next == 0 {
+			t.setClass(c, false)
+		}
+	} else {
+		t.set(prev+8, next)
+	}
+	if next != 0 {
+		t.set(next+16, prev)
+	}
+	t.freeDelta -= int64(b.size)
+	faultPoint("unlink")
+	return nil
+}
+
+// checkLink verifies that off is a free block whose link at off+at is
+// want.
+func (s *Store) checkLink(off, at, want uint64) error {
+	if _, err := s.freeBlockAt(off); err != nil {
+		return err
+	}
+	if got := s.word(off + at).Load(); got != want {
+		return fmt.Errorf("%w: free block %#x links to %#x, want %#x", ErrCorrupt, off, got, want)
+	}
+	return nil
+}
+
+// push puts the free block at off (header already written, SizeFree set)
+// at the head of its class's list and writes its footer. inside says the
+// block's link words lie inside a block this transaction split, which need
+// no log.
+func (t *txn) push(off, size uint64, inside bool) error {
+	s := t.s
+	c := layout.ClassOf(size)
+	head := s.hdr.FreeLists[c].Load()
+	if head != 0 {
+		if err := s.checkLink(head, 16, 0); err != nil {
+			return err
+		}
+	}
+	if inside {
+		storeWord(s.word(off+8), head)
+		storeWord(s.word(off+16), 0)
+	} else {
+		t.set(off+8, head)
+		t.set(off+16, 0)
+	}
+	t.set(off+size-8, size)
+	if head != 0 {
+		t.set(head+16, off)
+	} else {
+		t.setClass(c, true)
+	}
 	t.set(layout.FreeListOff(c), off)
-	t.freeDelta += int64(e.Size)
+	t.freeDelta += int64(size)
+	return nil
 }
 
-// free returns a published block that the index no longer links. Its Seq
-// turns odd first, so a reader still copying it sees the change and retries.
-func (t *txn) free(off uint64, e *layout.Entry) {
-	t.log(off, layout.UndoSeq)
-	t.log(off+8, layout.UndoPlain)
-	storeHalf(&e.Seq, e.Seq.Load()+1)
+// setClass records whether class c's list is empty.
+func (t *txn) setClass(c int, nonEmpty bool) {
+	off := layout.NonEmptyOff + 8*uint64(c/64)
+	w := t.s.word(off).Load()
+	if nonEmpty {
+		w |= 1 << (c % 64)
+	} else {
+		w &^= 1 << (c % 64)
+	}
+	t.set(off, w)
+}
+
+// free returns a block that the index no longer links (published, or
+// filled by this transaction and superseded). Its Seq turns odd first, so
+// a reader still copying it sees the change and retries; then it merges
+// with free neighbours, or goes back to the wilderness if it ends at Top.
+func (t *txn) free(b block) error {
+	s := t.s
+	t.log(b.off, layout.UndoSeq)
+	storeHalf(&b.e.Seq, s.nextSeq(true))
 	faultPoint("free-seq")
-	t.pushFree(off, e)
+	top, err := s.top()
+	if err != nil {
+		return err
+	}
+	start, end := b.off, b.off+b.size
+	if b.flags&layout.SizePrevFree != 0 {
+		fs := s.word(b.off - 8).Load() // the footer of the block before
+		if fs < layout.EntrySize || fs%layout.EntryAlign != 0 || fs > b.off-s.geo.HeapOff {
+			return fmt.Errorf("%w: block %#x follows a free block whose footer says %d bytes", ErrCorrupt, b.off, fs)
+		}
+		p, err := s.freeBlockAt(b.off - fs)
+		if err != nil {
+			return err
+		}
+		if p.size != fs {
+			return fmt.Errorf("%w: free block %#x has size %d, its footer says %d", ErrCorrupt, p.off, p.size, fs)
+		}
+		if err := t.unlink(p); err != nil {
+			return err
+		}
+		t.log(p.off, layout.UndoSeq)
+		start = p.off
+		faultPoint("merge-prev")
+	}
+	if end == top {
+		t.set(layout.TopOff, start)
+		t.fixCursor(start, s.geo.Size)
+		faultPoint("merge-top")
+		return nil
+	}
+	n, err := s.blockAt(end, top)
+	if err != nil {
+		return err
+	}
+	if n.flags&layout.SizeFree != 0 {
+		if err := t.unlink(n); err != nil {
+			return err
+		}
+		end += n.size // the block after n has SizePrevFree already
+		faultPoint("merge-next")
+	} else if err := t.setPrevFree(end, true); err != nil {
+		return err
+	}
+	// The merged block's predecessor is not free: it would have merged.
+	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = uint32(end-start) | layout.SizeFree
+	if err := t.push(start, end-start, false); err != nil {
+		return err
+	}
+	t.fixCursor(start, end)
 	faultPoint("freed")
+	return nil
+}
+
+// fixCursor moves compaction's cursor to start if it lies inside
+// (start, end), a block boundary that a merge just removed.
+func (t *txn) fixCursor(start, end uint64) {
+	if c := t.s.hdr.Alloc.Cursor.Load(); c > start && c < end {
+		t.set(layout.CursorOff, start)
+	}
 }

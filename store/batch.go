@@ -34,7 +34,11 @@ func (s *Store) Update(fn func(b *Batch) error) error {
 	return s.update(func(t *txn) error {
 		s.batch.reset()
 		t.batch = &s.batch
-		b := &Batch{t: t}
+		// NB: the Batch lives in the Store (guarded by wmu), so an Update
+		// allocates nothing: fn is called indirectly, so a Batch made here
+		// would escape to the heap.
+		b := &s.b
+		b.t = t
 		defer func() { b.t = nil }()
 		return fn(b)
 	})

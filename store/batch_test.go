@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/shmkv/shmkv/layout"
 )
 
 func TestBatchSeesItsOwnWrites(t *testing.T) {
@@ -156,13 +154,13 @@ func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
 	g := s.geo
 	const home = 5
 	var keys [][]byte
-	for i := 0; len(keys) < 640; i++ {
+	for i := 0; len(keys) < 910; i++ {
 		k := []byte(fmt.Sprintf("k%d", i))
 		if s.home(hashKey(k)) == home {
 			keys = append(keys, k)
 		}
 	}
-	cluster, fresh := keys[:630], keys[630:637]
+	cluster, fresh := keys[:900], keys[900:907]
 	for _, k := range cluster {
 		if err := s.Put(k, []byte("v")); err != nil {
 			t.Fatal(err)
@@ -173,11 +171,25 @@ func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
 	if err := s.Put(x, val); err != nil { // leaves a free block for the batch to pop
 		t.Fatal(err)
 	}
+	if err := s.Put([]byte("pin"), []byte("keeps x's block from the never-used space")); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Delete(x); err != nil {
 		t.Fatal(err)
 	}
+	var maxProbed uint64
+	for _, k := range cluster {
+		p, err := s.find(k, hashKey(k), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxProbed = max(maxProbed, p.probed)
+	}
 	var deleted []byte
 	err := s.Update(func(b *Batch) error {
+		_, freePost := undoBudget(mutDelete, 0)
+		tx := &s.tx
+		left := uint64(0)
 		for i, k := range fresh {
 			v := []byte("w")
 			if i == 0 {
@@ -186,12 +198,13 @@ func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
 			if err := b.Put(k, v); err != nil {
 				return err
 			}
+			if left = uint64(g.MaxUndo) - uint64(tx.nUndo) - tx.post - freePost; left <= maxProbed {
+				break
+			}
 		}
-		tx := &s.tx
 		if tx.freeDelta == 0 {
 			return errors.New("setup: the batch took no block from a free list")
 		}
-		left := uint64(g.MaxUndo) - uint64(tx.nUndo) - tx.post - layout.UndoFree
 		for _, k := range cluster {
 			p, err := s.find(k, hashKey(k), nil)
 			if err != nil {

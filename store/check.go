@@ -89,27 +89,58 @@ func (s *Store) check() error {
 		return v.err()
 	}
 	var liveBytes, kvBytes, freeBytes uint64
+	prevFree := false
 	for off := g.HeapOff; off < top; {
-		e, err := s.entryAt(off)
-		if err != nil || off+uint64(e.Size) > top {
+		b, err := s.blockAt(off, top)
+		if err != nil {
 			v.add("heap walk stops at %#x: %v", off, err)
 			break
 		}
-		if e.Seq.Load()&1 == 0 {
-			if !e.Fits() || e.Slack >= layout.EntrySize+layout.EntryAlign {
-				v.add("entry at %#x: key of %d bytes and slack of %d in a block of %d", off, e.KeyLen, e.Slack, e.Size)
+		isFree := b.flags&layout.SizeFree != 0
+		switch {
+		case isFree && b.e.Seq.Load()&1 == 0:
+			v.add("free block %#x has an even Seq", off)
+		case isFree:
+			blocks[off] = free
+			if prevFree {
+				v.add("free block %#x follows a free block: they should have merged", off)
+			}
+			if f := s.word(off + b.size - 8).Load(); f != b.size {
+				v.add("free block %#x of %d bytes has footer %d", off, b.size, f)
+			}
+		case b.e.Seq.Load()&1 != 0:
+			v.add("block %#x is neither free nor a published entry (odd Seq, leaked)", off)
+		default:
+			if !b.e.Fits() || b.e.Slack > layout.MaxSlack {
+				v.add("entry at %#x: key of %d bytes and slack of %d in a block of %d", off, b.e.KeyLen, b.e.Slack, b.size)
 			}
 			blocks[off] = live
-		} else {
-			blocks[off] = free
 		}
-		off += uint64(e.Size)
+		if (b.flags&layout.SizePrevFree != 0) != prevFree {
+			v.add("block %#x: SizePrevFree is %v, the block before is free: %v", off, !prevFree, prevFree)
+		}
+		prevFree = isFree
+		off += b.size
+	}
+	if prevFree {
+		v.add("the block below the heap top is free: it should have gone back to the never-used space")
+	}
+	if c := s.hdr.Alloc.Cursor.Load(); c != top {
+		if _, ok := blocks[c]; !ok {
+			v.add("compaction cursor %#x is not a block boundary", c)
+		}
 	}
 
-	// Free lists.
+	// Free lists: doubly linked, each block of its class, each class's bit
+	// in NonEmpty set exactly when its list is not empty.
 	for c := range layout.NumClasses {
 		n := 0
-		for off := s.hdr.FreeLists[c].Load(); off != 0; n++ {
+		prev := uint64(0)
+		head := s.hdr.FreeLists[c].Load()
+		if bit := s.hdr.Alloc.NonEmpty[c/64].Load()&(1<<(c%64)) != 0; bit != (head != 0) {
+			v.add("free list %d: NonEmpty bit %v, head %#x", c, bit, head)
+		}
+		for off := head; off != 0; n++ {
 			st, ok := blocks[off]
 			if !ok || st&free == 0 || n > len(blocks) {
 				v.add("free list %d names %#x, which is not a free block", c, off)
@@ -120,12 +151,15 @@ func (s *Store) check() error {
 				break
 			}
 			blocks[off] |= seen
-			e, _ := s.entryAt(off)
-			if layout.ClassOf(uint64(e.Size)) != c {
-				v.add("free list %d holds block %#x of size %d (class %d)", c, off, e.Size, layout.ClassOf(uint64(e.Size)))
+			b, _ := s.blockAt(off, top)
+			if layout.ClassOf(b.size) != c {
+				v.add("free list %d holds block %#x of size %d (class %d)", c, off, b.size, layout.ClassOf(b.size))
 			}
-			freeBytes += uint64(e.Size)
-			off = s.nextFree(off)
+			if p := s.word(off + 16).Load(); p != prev {
+				v.add("free list %d: block %#x links back to %#x, want %#x", c, off, p, prev)
+			}
+			freeBytes += b.size
+			prev, off = off, s.word(off+8).Load()
 		}
 	}
 
@@ -153,7 +187,7 @@ func (s *Store) check() error {
 			blocks[off] |= seen
 			count++
 			e, _ := s.entryAt(off)
-			liveBytes += uint64(e.Size)
+			liveBytes += e.Bytes()
 			kvBytes += uint64(e.KeyLen) + e.ValLen()
 			h := hashKey(s.entryKey(off, e))
 			if layout.Tag(h) != layout.SlotTag(w) {

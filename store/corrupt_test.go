@@ -107,7 +107,7 @@ func TestCheckFindsDamage(t *testing.T) {
 				p.entry.Seq.Add(1)
 				return false
 			})
-		}, "free block"},
+		}, "neither free nor a published entry"},
 		{"free list", func(s *Store) { s.hdr.FreeLists[5].Store(s.geo.HeapOff + 8) }, "free list 5"},
 	}
 	for _, c := range cases {

@@ -171,7 +171,7 @@ func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err e
 			yield()
 			continue
 		}
-		kl, size, slack := uint64(e.KeyLen), uint64(e.Size), uint64(e.Slack) // once each: see readEntry
+		kl, size, slack := uint64(e.KeyLen), uint64(e.Size&^layout.SizeFlags), uint64(e.Slack) // once each: see readEntry
 		if size > g.Size-off || layout.EntryHeader+kl+slack > size {
 			if s.unstable(slot, w, e, seq, readCorrupt) == readRetry {
 				continue

@@ -78,7 +78,7 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, copyVa
 	}
 	// NB: each header field is read once: a concurrent free may rewrite
 	// them, and the checks must hold for the values used.
-	kl, size, slack := uint64(e.KeyLen), uint64(e.Size), uint64(e.Slack)
+	kl, size, slack := uint64(e.KeyLen), uint64(e.Size&^layout.SizeFlags), uint64(e.Slack)
 	if size > g.Size-off || layout.EntryHeader+kl+slack > size {
 		return dst, s.unstable(slot, w, e, seq, readCorrupt)
 	}

@@ -50,6 +50,18 @@ type txn struct {
 	nIntents uint32
 	inserts  int64  // keys planned in, less keys planned out
 	post     uint64 // undo records reserved for after the commit
+	// mark and markPre are where the mutation being planned started in the
+	// log and what it reserved before the commit (budget.go).
+	mark    uint32
+	markPre uint64
+	// replaying is set while makeRoom plans the transaction's mutations
+	// again after compacting; poison is an error that makeRoom could not
+	// hide from fn, which fails the whole transaction (compact.go).
+	replaying bool
+	noCompact bool
+	poison    error
+	// moved is the bytes of entries a compaction transaction moves.
+	moved uint64
 
 	// logged marks the header-page words (Meta, the free-list heads)
 	// already logged in this phase of the transaction, by offset/8. Undo
@@ -125,22 +137,6 @@ func (s *Store) begin() *txn {
 	// allocates nothing.
 	s.tx = txn{s: s, jh: jh}
 	return &s.tx
-}
-
-// budget reserves room for a mutation's records: pre now, before the
-// commit, and post after it. It fails with ErrTooLarge, changing nothing,
-// when the log cannot hold them with what the transaction already needs.
-func (t *txn) budget(pre, post uint64) error {
-	if t.post == 0 {
-		// The counters apply writes, and the FreeBytes record flushCounts
-		// writes at the commit: no mutation's pre counts it.
-		t.post = layout.UndoCounts + 1
-	}
-	if uint64(t.nUndo)+pre+t.post+post > uint64(t.s.geo.MaxUndo) || t.nIntents >= t.s.geo.MaxIntents {
-		return fmt.Errorf("%w: transaction outgrows the journal (%d intents, %d undo records)", ErrTooLarge, t.s.geo.MaxIntents, t.s.geo.MaxUndo)
-	}
-	t.post += post
-	return nil
 }
 
 // log records the current value of the word at off before it changes.
@@ -255,11 +251,12 @@ func (s *Store) undo(from, to uint32) error {
 			continue
 		}
 		// UndoSeq: the block's first word is Seq (low 32 bits) and Size.
-		// Restore Size; move Seq forward to the old value's parity.
+		// Restore Size; move Seq forward to the old value's parity, with a
+		// fresh number (see nextSeq).
 		cur := w.Load()
 		seq, old := uint32(cur), uint32(rec.Old)
 		if seq&1 != old&1 {
-			seq++
+			seq = s.nextSeq(old&1 == 1)
 		}
 		w.Store(rec.Old&^0xffffffff | uint64(seq))
 		faultPoint("undo")
@@ -273,6 +270,7 @@ func (s *Store) undo(from, to uint32) error {
 func (t *txn) apply() error {
 	s := t.s
 	n := t.nIntents
+	from := t.nUndo
 	for i := range n {
 		if err := s.checkIntent(s.intentRec(i)); err != nil {
 			return err
@@ -291,25 +289,23 @@ func (t *txn) apply() error {
 	for i := range n {
 		it := s.intentRec(i)
 		if it.New != 0 {
-			e, err := s.entryAt(layout.SlotOffset(it.New))
+			b, err := s.liveBlock(layout.SlotOffset(it.New))
 			if err != nil {
 				return err
 			}
-			dBlock += int64(e.Size)
-			dKV += int64(e.KeyLen) + int64(e.ValLen())
+			dBlock += int64(b.size)
+			dKV += int64(b.e.KeyLen) + int64(b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
 		}
 		if it.Old != 0 {
-			off := layout.SlotOffset(it.Old)
-			e, err := s.entryAt(off)
+			b, err := s.liveBlock(layout.SlotOffset(it.Old))
 			if err != nil {
 				return err
 			}
-			if e.Seq.Load()&1 != 0 {
-				return fmt.Errorf("%w: intent replaces block %#x, which is already free", ErrCorrupt, off)
+			dBlock -= int64(b.size)
+			dKV -= int64(b.e.KeyLen) + int64(b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
+			if err := t.free(b); err != nil {
+				return err
 			}
-			dBlock -= int64(e.Size)
-			dKV -= int64(e.KeyLen) + int64(e.ValLen())
-			t.free(off, e)
 		}
 		switch it.Kind {
 		case layout.IntentInsert:
@@ -326,7 +322,26 @@ func (t *txn) apply() error {
 	t.add(layout.KVBytesOff, dKV)
 	t.add(layout.CommitsOff, 1)
 	faultPoint("counts")
+	if invariants {
+		t.checkApplyBudget(from, s.replayBudget(n))
+	}
 	return nil
+}
+
+// liveBlock is blockAt for a block that holds an entry (even Seq, not
+// free, lengths that fit).
+func (s *Store) liveBlock(off uint64) (block, error) {
+	b, err := s.blockAt(off, s.geo.Size)
+	if err != nil {
+		return b, err
+	}
+	if b.e.Seq.Load()&1 != 0 || b.flags&layout.SizeFree != 0 {
+		return b, fmt.Errorf("%w: block %#x should hold an entry but is free", ErrCorrupt, off)
+	}
+	if layout.EntryHeader+uint64(b.e.KeyLen)+uint64(b.e.Slack) > b.size {
+		return b, fmt.Errorf("%w: entry at %#x: key of %d bytes and slack of %d in a block of %d", ErrCorrupt, off, b.e.KeyLen, b.e.Slack, b.size)
+	}
+	return b, nil
 }
 
 // checkIntent validates an intent read back from the region.
@@ -380,21 +395,13 @@ func (s *Store) recoverJournal() error {
 			return fmt.Errorf("%w: journal commit mark %d past its %d records", ErrCorrupt, c, n)
 		}
 		// The replay must fit the log, as the writer's budget made sure.
-		need := uint64(c) + layout.UndoCounts
 		for i := range ni {
-			it := s.intentRec(i)
-			if err := s.checkIntent(it); err != nil {
+			if err := s.checkIntent(s.intentRec(i)); err != nil {
 				return err
 			}
-			if it.Old != 0 {
-				need += layout.UndoFree
-			}
-			if it.Kind == layout.IntentDelete {
-				need += s.distance(it.Home, s.bucketOfSlot(it.Slot))
-			}
 		}
-		if need > uint64(s.geo.MaxUndo) {
-			return fmt.Errorf("%w: journal of %d intents needs %d undo records to replay, has %d", ErrCorrupt, ni, need, s.geo.MaxUndo)
+		if need := uint64(c) + s.replayBudget(ni); need > uint64(s.geo.MaxUndo) {
+			return fmt.Errorf("%w: journal of %d intents needs %d undo records to replay, has %d", ErrCorrupt, ni, need-uint64(c), s.geo.MaxUndo-c)
 		}
 		if err := s.undo(c, n); err != nil {
 			return err

@@ -75,7 +75,14 @@ func (s *Store) checkSizes(key, value []byte) error {
 }
 
 // update runs fn as one transaction under the writer lock.
-func (s *Store) update(fn func(t *txn) error) (err error) {
+func (s *Store) update(fn func(t *txn) error) error { return s.withLock(fn, true) }
+
+// withLock runs fn holding the writer lock, with the journal idle (repaired
+// first if the last holder died mid-transaction). With tx, fn plans one
+// transaction, committed if fn returns nil and rolled back if not;
+// without, fn gets nil and runs transactions of its own (begin, commit or
+// rollback), as many as it likes.
+func (s *Store) withLock(fn func(t *txn) error, tx bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -120,8 +127,15 @@ func (s *Store) update(fn func(t *txn) error) (err error) {
 	if err := s.repairIfNeeded(); err != nil {
 		return err
 	}
+	if !tx {
+		return fn(nil)
+	}
 	t := s.begin()
-	if err := fn(t); err != nil {
+	err = fn(t)
+	if err == nil {
+		err = t.poison
+	}
+	if err != nil {
 		t.rollback()
 		return err
 	}
@@ -166,35 +180,41 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 			return fmt.Errorf("%w: %d entries, the most this store's index holds", ErrFull, n)
 		}
 	}
-	pre, post := uint64(layout.UndoAlloc), uint64(0)
+	kind := mutInsert
 	if p.found {
-		post = layout.UndoFree
-	} else {
-		pre += p.probed
+		kind = mutOverwrite
 	}
-	if err := t.budget(pre, post); err != nil {
+	if err := t.budget(kind, p.probed); err != nil {
 		return err
 	}
 	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
 	off, err := t.alloc(size)
-	if err != nil {
-		if errors.Is(err, ErrFull) {
-			return fmt.Errorf("%w: no free block of %d bytes (heap %d bytes, %d in free blocks)",
-				ErrFull, size, s.geo.HeapSize, int64(s.hdr.Meta.FreeBytes.Load())+t.freeDelta)
+	if err == errNoRoom {
+		if t.replaying || t.noCompact {
+			return s.fullError(size)
 		}
+		// Room may be scattered over free blocks that live ones keep
+		// apart: compact, and plan this mutation again on the new heap.
+		if err := t.makeRoom(size); err != nil {
+			return err
+		}
+		defer func() { t.noCompact = false }()
+		return t.put(key, value, c, old)
+	}
+	if err != nil {
 		return err
 	}
 	faultPoint("alloc")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	e.KeyLen = uint16(len(key))
-	e.Slack = uint8(uint64(e.Size) - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
+	e.Slack = uint8(e.Bytes() - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
 	e.Flags = 0
 	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(len(key)+len(value)))
 	copy(b, key)
 	copy(b[len(key):], value)
 	// Even Seq: the entry is whole. Readers can only reach it after the
 	// commit publishes it.
-	storeHalf(&e.Seq, e.Seq.Load()+1)
+	storeHalf(&e.Seq, s.nextSeq(false))
 	faultPoint("filled")
 	w := layout.SlotWord(p.tag, off)
 	if p.found {
@@ -208,6 +228,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		t.inserts++
 	}
 	faultPoint("intent")
+	t.checkBudget()
 	return nil
 }
 
@@ -227,11 +248,12 @@ func (t *txn) del(key, old []byte) error {
 	if old != nil && !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
 		return errMismatch
 	}
-	if err := t.budget(0, layout.UndoFree+p.probed); err != nil {
+	if err := t.budget(mutDelete, p.probed); err != nil {
 		return err
 	}
 	t.addIntent(layout.IntentDelete, &p, 0)
 	t.inserts--
 	faultPoint("intent")
+	t.checkBudget()
 	return nil
 }

@@ -57,6 +57,7 @@ type Store struct {
 	wmu   sync.Mutex
 	tx    txn        // the transaction in progress; guarded by wmu
 	batch batchIndex // reused by each Update; guarded by wmu
+	b     Batch      // the Batch each Update hands out; guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
 }
@@ -271,6 +272,7 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 	h.CreatedNano = time.Now().UnixNano()
 	h.CreatorPID = uint32(os.Getpid())
 	h.Meta.Top.Store(g.HeapOff)
+	h.Alloc.Cursor.Store(g.HeapOff)
 	h.Checksum = layout.HeaderChecksum(h)
 	s, err = attachMapping(name, obj, m, o)
 	if err != nil {

@@ -25,7 +25,7 @@ func faultSequence(t *testing.T, args []string, env ...string) []string {
 	log := filepath.Join(t.TempDir(), "faults")
 	c := spawn(t, "mutate", args, append(env, "SHMKV_FAULT_LOG="+log)...)
 	if err := c.wait(t, 10*time.Second); err != nil {
-		t.Fatalf("helper %v: %v", args, err)
+		t.Fatalf("helper %.120v: %v", args, err)
 	}
 	b, _ := os.ReadFile(log)
 	var seq []string
@@ -52,15 +52,29 @@ type crashMutation struct {
 
 var crashMutations = []crashMutation{
 	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false},
-	// A block of exactly a freed block's size: popped from its free list.
+	// A block of exactly a freed block's size: taken whole from its free
+	// list, so the next block's SizePrevFree is cleared.
 	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false},
+	// Larger than any free block: from the never-used space.
+	{"insert-bump", []string{"put", "bump-key", strings.Repeat("u", 5000)}, "bump-key", "", strings.Repeat("u", 5000), false, false},
+	// ow-key and del-key sit between two free blocks: freeing them merges
+	// with both.
 	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false},
 	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false},
 	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false},
+	// The block just below the heap top: freeing it gives it back to the
+	// never-used space.
+	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false},
 	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false},
 	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false},
 	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true},
 	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true},
+	// No free block holds it and the never-used space is down to its
+	// reserve: the put compacts (moves an entry), then inserts.
+	{"compact-put", []string{"put", "c-key", strings.Repeat("c", 9000)}, "c-key", "", strings.Repeat("c", 9000), false, false},
+	// The same from inside a batch, after two small puts that must be
+	// planned again once compaction has run.
+	{"compact-batch", []string{"batchbig", "cb-key", strings.Repeat("d", 9000)}, "cb-key", "", strings.Repeat("d", 9000), true, false},
 }
 
 const crashSize, crashEntries = 1 << 20, 600
@@ -84,39 +98,58 @@ func crowd(t *testing.T, s *store.Store, key string) {
 }
 
 // crashStore makes the store every crash run starts from: the same
-// contents, so a mutation passes the same fault points each time. The heap
-// has no never-used space left and freed blocks of several sizes, so
-// allocations pop free blocks and split them.
+// contents, so a mutation passes the same fault points each time. At the
+// bottom of the heap, two free blocks of 6000 bytes with one small entry
+// between (what compaction joins); then free blocks of several sizes
+// between live entries (what allocations split or take whole); m.key
+// between two free blocks (what its free merges with); a filler that
+// leaves the never-used space 8 KiB above its reserve; and top-key, the
+// block just below the heap top.
 func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	name := storeName(t)
 	s, err := store.Create(name, &store.Options{Size: crashSize, MaxEntries: crashEntries, LockTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	put := func(k, v string) {
+		if err := s.Put([]byte(k), []byte(v)); err != nil {
+			t.Fatalf("setup: put %s: %v", k, err)
+		}
+	}
+	del := func(k string) {
+		if err := s.Delete([]byte(k)); err != nil {
+			t.Fatalf("setup: delete %s: %v", k, err)
+		}
+	}
+	put("cgap1", strings.Repeat("g", 6000))
+	put("cpin", "p")
+	put("cgap2", strings.Repeat("g", 6000))
+	put("cpin2", "p")
 	for i := range 20 {
-		s.Put([]byte(fmt.Sprintf("other%d", i)), []byte("x"))
+		put(fmt.Sprintf("other%d", i), "x")
 	}
 	if m.crowd {
 		crowd(t, s, m.key)
 	}
 	for i := range 5 {
-		s.Put([]byte(fmt.Sprintf("gap%d", i)), []byte(strings.Repeat("g", 50+i*400)))
+		put(fmt.Sprintf("gap%d", i), strings.Repeat("g", 50+i*200))
+		put(fmt.Sprintf("pin%d", i), "p")
 	}
-	for i := range 5 {
-		s.Delete([]byte(fmt.Sprintf("gap%d", i)))
+	put("lgap", strings.Repeat("l", 200))
+	if m.old != "" && m.key != "top-key" {
+		put(m.key, m.old)
 	}
-	if m.old != "" {
-		s.Put([]byte(m.key), []byte(m.old))
+	put("rgap", strings.Repeat("r", 300))
+	put("victim", "x")
+	for _, k := range []string{"cgap1", "cgap2", "gap0", "gap1", "gap2", "gap3", "gap4", "lgap", "rgap"} {
+		del(k)
 	}
-	s.Put([]byte("victim"), []byte("x"))
-	// Use up the heap's tail with one entry of exactly its size.
-	if tail := s.Stats().TailBytes; tail >= 32 {
-		if err := s.Put([]byte("filler"), make([]byte, tail-12-6)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if tail := s.Stats().TailBytes; tail != 0 {
-		t.Fatalf("heap tail is %d bytes, want 0", tail)
+	st := s.Stats()
+	reserve := st.HeapSize / 10
+	put("filler", strings.Repeat("f", int(st.TailBytes-reserve-8192-64)))
+	put("top-key", "t")
+	if tail := s.Stats().TailBytes; tail < reserve+8192 || tail > reserve+8192+64 {
+		t.Fatalf("setup: never-used space is %d bytes, want %d above the reserve %d", tail, 8192, reserve)
 	}
 	return name, s
 }
@@ -141,7 +174,14 @@ func verifyCrash(t *testing.T, s *store.Store, m crashMutation, committed bool, 
 	if (want == "") != (err != nil) || (err == nil && string(v) != want) {
 		t.Fatalf("killed at %s (committed %v): %s = %.20q, %v; want %.20q", at, committed, m.key, v, err, want)
 	}
-	if m.batch { // all five puts and the delete, or none
+	if m.batch && m.args[0] == "batchbig" { // both small puts, or neither
+		for i := range 2 {
+			v, err := s.Get([]byte(fmt.Sprintf("%s#%d", m.key, i)))
+			if committed != (err == nil) || (err == nil && string(v) != "small") {
+				t.Fatalf("batch killed at %s: %s#%d = %q, %v", at, m.key, i, v, err)
+			}
+		}
+	} else if m.batch { // all five puts and the delete, or none
 		_, verr := s.Get([]byte("victim"))
 		for i := range 5 {
 			v, err := s.Get([]byte(fmt.Sprintf("%s#%d", m.key, i)))
@@ -172,11 +212,16 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 			name, s := crashStore(t, m)
 			seq := faultSequence(t, append([]string{name}, m.args...))
 			s.Close()
-			committed := false
-			for _, at := range seq {
+			// A put that compacts first commits the compaction's
+			// transactions: only the last commit is the mutation's.
+			lastCommit := -1
+			for i, at := range seq {
 				if strings.HasPrefix(at, "commit:") {
-					committed = true
+					lastCommit = i
 				}
+			}
+			for i, at := range seq {
+				committed := i >= lastCommit
 				name, s := crashStore(t, m)
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+at)
 				if err := c.wait(t, 10*time.Second); !killed(err) {
@@ -188,7 +233,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				verifyCrash(t, s, m, committed, at)
 				// A kill after the journal was cleared leaves only the lock.
 				wantRecoveries := uint64(1)
-				if strings.HasPrefix(at, "idle:") {
+				if strings.HasPrefix(at, "idle:") || strings.HasPrefix(at, "compacted:") {
 					wantRecoveries = 0
 				}
 				if st := s.Stats(); st.Recoveries != wantRecoveries || st.TakeOvers != 1 {

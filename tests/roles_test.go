@@ -90,6 +90,15 @@ func runRole(role string, args []string) error {
 				b.Put([]byte("transient"), []byte("x"))
 				return b.Delete([]byte("transient"))
 			})
+		case "batchbig": // puts KEY#0 and KEY#1 = "small", then KEY=VALUE
+			err = s.Update(func(b *store.Batch) error {
+				for i := range 2 {
+					if err := b.Put([]byte(fmt.Sprintf("%s#%d", k, i)), []byte("small")); err != nil {
+						return err
+					}
+				}
+				return b.Put(k, []byte(args[3]))
+			})
 		case "batch": // puts KEY=VALUE, KEY#i=VALUE for i < 5, deletes "victim"
 			err = s.Update(func(b *store.Batch) error {
 				for i := range 5 {

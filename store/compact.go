@@ -1,0 +1,454 @@
+package store
+
+// Compaction: moving live entries so that free space scattered between
+// them becomes one block.
+//
+// Merging (alloc.go) already makes every run of free space one block; what
+// it cannot fix is free space that live blocks keep apart. Compaction
+// slides live blocks down over the gaps, from a cursor (Alloc.Cursor) that
+// walks the heap bottom to top and then starts again:
+//
+//   - find the first free block at or after the cursor: the gap;
+//   - move the live blocks that follow it, one after another, into the
+//     gap's start, as long as each fits what is left of the gap;
+//   - commit. Apply publishes each entry at its new place and frees its old
+//     block, which merges with what was left of the gap and with the next
+//     old block: the gap is now above the moved entries and bigger by
+//     every byte of slack they gave up and every free block it reached.
+//
+// A move never writes a byte of the block it moves: it fills a block that
+// was free, publishes it with one store into the key's index slot (an
+// IntentOverwrite, the same step as an overwrite with the same value), and
+// frees the old block after. So a move is all-or-nothing under SIGKILL like
+// any mutation, and a reader that copied the old block either validates
+// its copy (the block was still published) or sees the slot or the Seq
+// change and reads again. It also means a block can only move into a gap at
+// least its own size. When the gap is smaller than the block after it, that
+// block moves to any free block elsewhere, or to the wilderness, which
+// allocation keeps Reserve bytes free for (alloc.go): the gap then grows by
+// the block's size. The gap only grows along a pass, so it needs that only
+// while it is smaller than the largest block, and the blocks moved so total
+// less than twice the largest block: Reserve. When even that fails (the
+// heap is too full), the block stays and the cursor passes it.
+//
+// A put that finds no room (alloc's errNoRoom) compacts until some block
+// holds its entry, then plans itself again (txn.makeRoom). Each compaction
+// step is its own transaction, committed under the lock the put holds; the
+// put's own transaction, and a batch's mutations planned so far, are rolled
+// back first and planned again after: compaction changes no value, and the
+// lock is held throughout, so they have the same outcome.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shmkv/shmkv/layout"
+	"github.com/shmkv/shmkv/offsetptr"
+)
+
+// compactSlice bounds the bytes one compaction transaction moves, and
+// walkLimit the blocks it passes looking for a gap, so one step holds the
+// lock for a bounded time.
+const (
+	compactSlice = 1 << 20
+	walkLimit    = 1 << 16
+)
+
+// stepResult is what one compaction step did.
+type stepResult struct {
+	moved   uint64 // bytes of the entries moved
+	entries int    // entries moved
+	cursor  uint64 // where the next step starts
+	wrapped bool   // the step found the cursor at the end of the heap and started over
+}
+
+// CompactProgress reports a compaction's progress: how far its pass over
+// the heap has come and what it moved.
+type CompactProgress struct {
+	Done    int64 // heap bytes passed
+	Total   int64 // heap bytes in use when the pass started
+	Moved   int64 // bytes of entries moved
+	Entries int64 // entries moved
+}
+
+// Compact makes the store's free space contiguous: one pass over the heap
+// that slides every entry down over the free blocks below it, as a series
+// of transactions of at most 1 MiB of moves each. It holds the writer lock
+// for one transaction at a time, so other writers go on between them, and
+// readers never wait. It stops early, with ctx's error, when ctx is done;
+// what it moved stays moved.
+//
+// Puts compact by themselves when they find no room, so Compact is only
+// needed to do that work ahead of time, when the store is idle.
+func (s *Store) Compact(ctx context.Context) (CompactProgress, error) {
+	return s.CompactWithProgress(ctx, nil)
+}
+
+// CompactWithProgress is Compact, calling fn (if not nil) after each
+// transaction.
+func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress)) (CompactProgress, error) {
+	var p CompactProgress
+	err := s.withLock(func(*txn) error {
+		top, err := s.top()
+		if err != nil {
+			return err
+		}
+		p.Total = int64(top - s.geo.HeapOff)
+		// Start the pass at the bottom; the cursor is hint, never undone.
+		storeWord(&s.hdr.Alloc.Cursor, s.geo.HeapOff)
+		return nil
+	}, false)
+	if err != nil {
+		return p, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		var r stepResult
+		err := s.withLock(func(*txn) (err error) {
+			r, err = s.compactStep(compactSlice)
+			return err
+		}, false)
+		if err != nil {
+			return p, err
+		}
+		p.Moved += int64(r.moved)
+		p.Entries += int64(r.entries)
+		if r.wrapped {
+			p.Done = p.Total
+			if fn != nil {
+				fn(p)
+			}
+			return p, nil
+		}
+		p.Done = min(int64(r.cursor-s.geo.HeapOff), p.Total)
+		if fn != nil {
+			fn(p)
+		}
+	}
+}
+
+// makeRoom compacts until an entry of size bytes fits, for a mutation of
+// this transaction that found no room. It rolls the transaction back,
+// compacts in transactions of its own, and plans the mutations made so far
+// again. It returns ErrFull, saying which room is missing, when even a full
+// pass cannot make room for them and size. REQUIRES: the writer lock.
+func (t *txn) makeRoom(size uint64) error {
+	s := t.s
+	ops, total, err := t.snapshot()
+	if err != nil {
+		return err
+	}
+	batch := t.batch
+	t.rollback()
+	ok, cerr := s.compactFor(size + total)
+	s.begin()
+	t.batch = batch
+	if batch != nil {
+		batch.reset()
+	}
+	t.replaying = true
+	for _, op := range ops {
+		var err error
+		if op.del {
+			err = t.del(op.key, nil)
+		} else {
+			err = t.put(op.key, op.value, condNone, nil)
+		}
+		if err != nil {
+			// fn was told these mutations succeeded: the whole transaction
+			// must fail.
+			t.poison = fmt.Errorf("planning a batch again after compacting: %w", err)
+			break
+		}
+	}
+	t.replaying = false
+	switch {
+	case t.poison != nil:
+		return t.poison
+	case cerr != nil:
+		return cerr
+	case !ok:
+		return s.fullError(size)
+	}
+	t.noCompact = true // plan the mutation again, but compact only once
+	return nil
+}
+
+// snapOp is one mutation of a transaction, copied out for makeRoom.
+type snapOp struct {
+	key, value []byte
+	del        bool
+}
+
+// snapshot copies the transaction's planned mutations, in order, and
+// returns the block bytes they take.
+func (t *txn) snapshot() ([]snapOp, uint64, error) {
+	s := t.s
+	var ops []snapOp
+	var total uint64
+	for i := range t.nIntents {
+		it := s.intentRec(i)
+		w := it.New
+		if w == 0 {
+			w = it.Old
+		}
+		b, err := s.liveBlock(layout.SlotOffset(w))
+		if err != nil {
+			return nil, 0, err
+		}
+		kv := append([]byte(nil), s.entryKV(b)...)
+		kl := int(b.e.KeyLen)
+		op := snapOp{key: kv[:kl:kl], value: kv[kl:], del: it.New == 0}
+		if !op.del {
+			total += layout.BlockSize(uint64(len(op.key)), uint64(len(op.value)))
+		}
+		ops = append(ops, op)
+	}
+	return ops, total, nil
+}
+
+// entryKV is the key and value of a checked live block, aliased. Writer
+// only.
+func (s *Store) entryKV(b block) []byte {
+	kv, _ := s.r.Bytes(offsetptr.Offset(b.off+layout.EntryHeader), b.size-layout.EntryHeader-uint64(b.e.Slack))
+	return kv
+}
+
+// fullError is ErrFull for an entry of size bytes that found no room, with
+// the figures that say why.
+func (s *Store) fullError(size uint64) error {
+	m := &s.hdr.Meta
+	top, _ := s.top()
+	wild := s.geo.Size - max(top, s.geo.HeapOff)
+	return fmt.Errorf("%w: no room for an entry of %d bytes: %d bytes in live entries, %d in free blocks (largest %d), %d never used of which %d are kept free for compaction, heap %d",
+		ErrFull, size, m.BlockUsed.Load(), m.FreeBytes.Load(), s.largestFree(), wild, min(wild, s.reserve(size)), s.geo.HeapSize)
+}
+
+// roomFor reports whether alloc would find size bytes now.
+func (s *Store) roomFor(size uint64) bool {
+	c := layout.ClassOf(size)
+	off := s.hdr.FreeLists[c].Load()
+	for i := 0; off != 0 && i < scanLimit; i++ {
+		b, err := s.freeBlockAt(off)
+		if err != nil {
+			return false
+		}
+		if b.size >= size {
+			return true
+		}
+		off = s.word(off + 8).Load()
+	}
+	if s.firstClassAbove(c) >= 0 {
+		return true
+	}
+	top, err := s.top()
+	return err == nil && s.geo.Size-top >= size+s.reserve(size)
+}
+
+// largestFree is the size of the largest free block (looking at up to 64
+// blocks of the largest class that has any).
+func (s *Store) largestFree() uint64 {
+	for w := layout.ClassWords - 1; w >= 0; w-- {
+		bitsw := s.hdr.Alloc.NonEmpty[w].Load()
+		if bitsw == 0 {
+			continue
+		}
+		c := w*64 + 63
+		for bitsw&(1<<(c%64)) == 0 {
+			c--
+		}
+		if c >= layout.NumClasses {
+			return 0
+		}
+		var best uint64
+		off := s.hdr.FreeLists[c].Load()
+		for i := 0; off != 0 && i < 64; i++ {
+			b, err := s.freeBlockAt(off)
+			if err != nil {
+				break
+			}
+			best = max(best, b.size)
+			off = s.word(off + 8).Load()
+		}
+		return best
+	}
+	return 0
+}
+
+// compactFor compacts until alloc would find need bytes and the wilderness
+// holds its reserve again, or until a whole pass is done. It reports
+// whether need bytes fit. REQUIRES: the writer lock, the journal idle.
+func (s *Store) compactFor(need uint64) (bool, error) {
+	start := s.hdr.Alloc.Cursor.Load()
+	wrapped := false
+	// Each step moves or passes at least one block, or wraps.
+	limit := 4*(s.geo.HeapSize/layout.EntrySize) + 16
+	for range limit {
+		if s.roomFor(need) {
+			top, err := s.top()
+			if err != nil {
+				return false, err
+			}
+			if s.geo.Size-top >= s.reserve(0) || wrapped {
+				return true, nil
+			}
+		}
+		r, err := s.compactStep(compactSlice)
+		if err != nil {
+			return false, err
+		}
+		if r.wrapped {
+			if wrapped {
+				return s.roomFor(need), nil
+			}
+			wrapped = true
+		}
+		if wrapped && r.cursor >= start && !r.wrapped {
+			return s.roomFor(need), nil
+		}
+	}
+	return false, fmt.Errorf("%w: compaction made no progress in %d steps", ErrCorrupt, limit)
+}
+
+// compactStep runs one compaction transaction from the cursor: it finds a
+// gap and moves the live blocks after it into it (or, when the first does
+// not fit, elsewhere). REQUIRES: the writer lock, the journal idle.
+func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
+	a := &s.hdr.Alloc
+	top, err := s.top()
+	if err != nil {
+		return r, err
+	}
+	pos := a.Cursor.Load()
+	if pos >= top {
+		pos, r.wrapped = s.geo.HeapOff, true
+		storeWord(&a.Passes, a.Passes.Load()+1)
+	} else if pos < s.geo.HeapOff || pos%layout.EntryAlign != 0 {
+		pos = s.geo.HeapOff // not a cursor this build wrote; start over
+	}
+	// The gap: the first free block from the cursor on.
+	var gap block
+	for walked := 0; ; walked++ {
+		if pos >= top || walked == walkLimit {
+			r.cursor = pos
+			storeWord(&a.Cursor, pos)
+			return r, nil
+		}
+		b, err := s.blockAt(pos, top)
+		if err != nil {
+			return r, err
+		}
+		if b.flags&layout.SizeFree != 0 {
+			gap = b
+			break
+		}
+		pos += b.size
+	}
+	t := s.begin()
+	next := gap.off // the cursor after this step
+	cur := gap      // what is left of the gap
+	for q := gap.off + gap.size; q < top && t.moved < maxBytes; {
+		b, err := s.blockAt(q, top)
+		if err == nil && b.flags&layout.SizeFree != 0 {
+			break // the old blocks moved so far reach a free block: apply merges it in
+		}
+		if err == nil {
+			b, err = s.liveBlock(q)
+		}
+		if err != nil {
+			t.rollback()
+			return r, err
+		}
+		need := layout.BlockSize(uint64(b.e.KeyLen), b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
+		if need > cur.size {
+			if t.nIntents > 0 {
+				break
+			}
+			// The gap cannot hold the block after it: move that block
+			// anywhere else, and the gap grows by its size.
+			if err := t.budget(mutMove, 0); err != nil {
+				t.rollback()
+				return r, err
+			}
+			off, err := t.allocWith(need, 0)
+			if err == errNoRoom {
+				next = q + b.size // it stays; pass it
+				break
+			}
+			if err != nil {
+				t.rollback()
+				return r, err
+			}
+			if err := t.move(b, off); err != nil {
+				t.rollback()
+				return r, err
+			}
+			break
+		}
+		if err := t.budget(mutMove, 0); err != nil {
+			break // the journal is full: commit what is planned
+		}
+		off, err := t.take(cur, need)
+		if err != nil {
+			t.rollback()
+			return r, err
+		}
+		if err := t.move(b, off); err != nil {
+			t.rollback()
+			return r, err
+		}
+		q += b.size
+		next = off + offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off)).Bytes()
+		if next == b.off {
+			break // the gap is used up
+		}
+		if cur, err = s.freeBlockAt(next); err != nil {
+			t.rollback()
+			return r, err
+		}
+	}
+	r.moved, r.entries = t.moved, int(t.nIntents)
+	if err := t.commit(); err != nil {
+		return r, err
+	}
+	if r.entries > 0 {
+		storeWord(&a.Moved, a.Moved.Load()+r.moved)
+		storeWord(&a.Compactions, a.Compactions.Load()+1)
+	}
+	// The cursor is a hint, not undone by recovery: a boundary that a
+	// later merge removes is moved by fixCursor.
+	r.cursor = next
+	storeWord(&a.Cursor, next)
+	faultPoint("compacted")
+	return r, nil
+}
+
+// move plans moving the live block b to the block at dst, which this
+// transaction allocated: the same key and value, published in the key's
+// slot in place of b, which apply then frees.
+func (t *txn) move(b block, dst uint64) error {
+	s := t.s
+	kv := s.entryKV(b)
+	kl := uint64(b.e.KeyLen)
+	p, err := t.find(kv[:kl])
+	if err != nil {
+		return err
+	}
+	if !p.found || layout.SlotOffset(p.word) != b.off {
+		return fmt.Errorf("%w: block %#x holds an entry that no index slot names", ErrCorrupt, b.off)
+	}
+	d := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(dst))
+	d.KeyLen = uint16(kl)
+	d.Slack = uint8(d.Bytes() - layout.EntryHeader - uint64(len(kv)))
+	d.Flags = 0
+	to, _ := s.r.Bytes(offsetptr.Offset(dst+layout.EntryHeader), uint64(len(kv)))
+	copy(to, kv)
+	storeHalf(&d.Seq, s.nextSeq(false))
+	faultPoint("move")
+	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst))
+	t.moved += b.size
+	t.checkBudget()
+	return nil
+}
