@@ -25,10 +25,23 @@ type Stats struct {
 	TailBytes     int64 // heap bytes never used yet
 	// Fill is BlockBytes / HeapSize.
 	Fill float64
-	// Fragmentation is the share of free heap bytes that sit in freed
-	// blocks rather than in the never-used tail: freed blocks serve only
-	// requests of their size or smaller.
+	// LargestFree is the largest run of free heap bytes in one piece: the
+	// largest free block, or the never-used tail if larger.
+	LargestFree int64
+	// Fragmentation is the share of free heap bytes that are not in that
+	// largest piece: 0 when all free space is one block. A put that finds
+	// no piece big enough compacts first (Compact).
 	Fragmentation float64
+	// Reserve is how much of the never-used tail puts leave for compaction
+	// to move entries into: twice the largest entry block ever written, at
+	// most a tenth of the heap.
+	Reserve int64
+	// BytesMoved and Compactions count the entry bytes compaction moved
+	// and the transactions that moved them, since creation; CompactPasses
+	// the passes over the whole heap.
+	BytesMoved    int64
+	Compactions   uint64
+	CompactPasses uint64
 	// OverheadPerEntry is the region's bytes per entry beyond its key and
 	// value: block header and padding plus the index's share. The index is
 	// sized for MaxEntries, so this is meaningful for a well-filled store.
@@ -98,9 +111,14 @@ func (s *Store) Stats() Stats {
 		st.TailBytes = int64(g.Size - top)
 	}
 	st.Fill = float64(st.BlockBytes) / float64(st.HeapSize)
+	st.LargestFree = max(int64(s.largestFree()), st.TailBytes)
 	if free := st.FreeListBytes + st.TailBytes; free > 0 {
-		st.Fragmentation = float64(st.FreeListBytes) / float64(free)
+		st.Fragmentation = 1 - float64(st.LargestFree)/float64(free)
 	}
+	st.Reserve = int64(s.reserve(0))
+	st.BytesMoved = int64(h.Alloc.Moved.Load())
+	st.Compactions = h.Alloc.Compactions.Load()
+	st.CompactPasses = h.Alloc.Passes.Load()
 	if st.Entries > 0 {
 		index := float64(g.NumBuckets * layout.BucketSize)
 		st.OverheadPerEntry = (float64(st.BlockBytes-st.KeyValueBytes) + index) / float64(st.Entries)
