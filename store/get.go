@@ -165,22 +165,23 @@ func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err e
 		if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
 			return nil, nil, false, fmt.Errorf("%w: index slot names entry %#x outside the heap", ErrCorrupt, off)
 		}
-		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-		seq := e.Seq.Load()
-		if seq&1 != 0 {
+		hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
+		h := hw.Load()
+		if h&1 != 0 {
 			yield()
 			continue
 		}
-		kl, size, slack := uint64(e.KeyLen), uint64(e.Size&^layout.SizeFlags), uint64(e.Slack) // once each: see readEntry
+		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+		kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack) // once each: see readEntry
 		if size > g.Size-off || layout.EntryHeader+kl+slack > size {
-			if s.unstable(slot, w, e, seq, readCorrupt) == readRetry {
+			if s.unstable(slot, w, hw, h, readCorrupt) == readRetry {
 				continue
 			}
 			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
 		}
 		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), size-layout.EntryHeader-slack)
 		buf := append([]byte(nil), b...)
-		if s.unstable(slot, w, e, seq, readMatch) == readRetry {
+		if s.unstable(slot, w, hw, h, readMatch) == readRetry {
 			continue
 		}
 		return buf[:kl:kl], buf[kl:], true, nil

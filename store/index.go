@@ -61,50 +61,87 @@ const (
 )
 
 // readEntry reads the entry that slot word w (loaded from slot) names, and
-// if its key is key, appends its value to dst (if copyValue). The copy is returned only if
-// the slot still holds w and the entry's Seq is unchanged and even after
-// it, which proves the bytes were the entry published at that slot at that
-// instant.
+// if its key is key, appends its value to dst (if copyValue). The copy is
+// returned only if, after it, the slot still holds w and the entry's first
+// word (Seq and Size) is the even one the reader saw before it.
+//
+// Why that proves the copy is the value published for the key. The writer
+// keeps three rules (put.go, alloc.go, compact.go):
+//
+//	W1. It writes a block's bytes only while no slot names the block: a
+//	    new block is filled before the store that publishes it; a
+//	    published block is written again only after its slot has been
+//	    given another word, and its Seq has turned odd. (The one
+//	    exception is SizePrevFree in its Size word, which a neighbour's
+//	    free or allocation flips: readers mask it off, and since they
+//	    compare the whole word, a flip only makes them read again.)
+//	W2. Every Seq it stores is a fresh number (Alloc.SeqNext): a block
+//	    header at a given offset never shows a Seq it showed before, until
+//	    2^32 numbers have been handed out.
+//	W3. Its stores become visible in program order (x86-TSO; atomic stores
+//	    elsewhere), and the reader's loads are ordered by loadFence.
+//
+// Say the reader loaded w from the slot (t1), the header word h with an
+// even Seq (t2), copied (t2..t3), and then found w in the slot (t4) and h
+// at the offset (t5). If the slot held w all along [t1, t4], the block was
+// published throughout, so by W1 nothing wrote its bytes, and the copy is
+// the value. Otherwise the slot was given another word and then w again
+// before t4: the block at the offset was freed, and a block was created
+// there and published, its header written, with a fresh Seq (W2), before
+// t4. At t5 the reader finds that header (or a later fresh Seq): not h. The
+// one way left is that between t4 and t5 that block too was freed, merged
+// into a neighbour and overwritten by a value whose 8 bytes at that offset
+// equal h exactly: a value crafted to hold a past header, written while a
+// reader is stopped between two adjacent loads and the same key is
+// republished at the same offset. Blocks merge and split (alloc.go), so an
+// old offset may lie anywhere inside a block now; every length the reader
+// takes from there is checked against the region before use, so it may
+// read garbage, but only ever rejects it (readRetry) or reports damage
+// (readCorrupt), and lookup bounds its retries.
 func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, copyValue bool) ([]byte, readResult) {
 	off := layout.SlotOffset(w)
 	g := &s.geo
 	if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
 		return dst, readCorrupt
 	}
-	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-	seq := e.Seq.Load()
-	if seq&1 != 0 {
+	hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
+	h := hw.Load()
+	if h&1 != 0 {
 		return dst, readRetry // freed after being replaced; the slot has moved on
 	}
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	// NB: each header field is read once: a concurrent free may rewrite
 	// them, and the checks must hold for the values used.
-	kl, size, slack := uint64(e.KeyLen), uint64(e.Size&^layout.SizeFlags), uint64(e.Slack)
+	kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack)
 	if size > g.Size-off || layout.EntryHeader+kl+slack > size {
-		return dst, s.unstable(slot, w, e, seq, readCorrupt)
+		return dst, s.unstable(slot, w, hw, h, readCorrupt)
 	}
 	if kl != uint64(len(key)) {
-		return dst, s.unstable(slot, w, e, seq, readOther)
+		return dst, s.unstable(slot, w, hw, h, readOther)
 	}
 	vl := size - layout.EntryHeader - kl - slack
 	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+vl)
 	if !bytes.Equal(b[:kl], key) {
-		return dst, s.unstable(slot, w, e, seq, readOther)
+		return dst, s.unstable(slot, w, hw, h, readOther)
 	}
 	n := len(dst)
 	if copyValue {
 		dst = append(dst, b[kl:]...)
 	}
-	if r := s.unstable(slot, w, e, seq, readMatch); r != readMatch {
+	if r := s.unstable(slot, w, hw, h, readMatch); r != readMatch {
 		return dst[:n], r
 	}
 	return dst, readMatch
 }
 
-// unstable returns readRetry if the slot or the entry changed since the
-// reader loaded w and seq, else r.
-func (s *Store) unstable(slot *atomic.Uint64, w uint64, e *layout.Entry, seq uint32, r readResult) readResult {
+// entrySize is the block size in an entry's first word (Seq, then Size).
+func entrySize(h uint64) uint64 { return uint64(uint32(h>>32) &^ layout.SizeFlags) }
+
+// unstable returns readRetry if the slot or the entry's first word changed
+// since the reader loaded w and h, else r.
+func (s *Store) unstable(slot *atomic.Uint64, w uint64, hw *atomic.Uint64, h uint64, r readResult) readResult {
 	loadFence()
-	if slot.Load() != w || e.Seq.Load() != seq {
+	if slot.Load() != w || hw.Load() != h {
 		return readRetry
 	}
 	return r
