@@ -255,15 +255,32 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 // writer killed before its commit (repair rolls back) and after (repair
 // rolls forward).
 func TestCrashDuringRecovery(t *testing.T) {
-	var m crashMutation
-	for _, c := range crashMutations {
-		if c.name == "overwrite" {
-			m = c
+	mutation := func(name string) crashMutation {
+		for _, c := range crashMutations {
+			if c.name == name {
+				return c
+			}
 		}
+		t.Fatalf("no crash mutation %q", name)
+		return crashMutation{}
 	}
-	for _, first := range []string{"filled:1", "publish:1", "freed:1"} {
-		t.Run(first, func(t *testing.T) {
-			committed := first != "filled:1"
+	cases := []struct {
+		m         crashMutation
+		first     string
+		committed bool
+	}{
+		{mutation("overwrite"), "filled:1", false},
+		{mutation("overwrite"), "publish:1", true},
+		{mutation("overwrite"), "freed:1", true},
+		// A compaction's move, killed before its commit and while its
+		// frees merge; then the put's own transaction after compacting.
+		{mutation("compact-put"), "move:1", false},
+		{mutation("compact-put"), "merge-prev:1", false},
+		{mutation("compact-put"), "publish:2", true},
+	}
+	for _, tc := range cases {
+		m, first, committed := tc.m, tc.first, tc.committed
+		t.Run(m.name+"/"+first, func(t *testing.T) {
 			kill := func(name string) {
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+first)
 				if err := c.wait(t, 10*time.Second); !killed(err) {
