@@ -17,6 +17,8 @@
 //	                | 256   Lock      64   writer lock word (futex)     |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
+//	                | 3840  Alloc     96   Seq counter, compaction     |
+//	                |                      cursor and counts, NonEmpty |
 //	SlotsOff        +--------------------------------------------------+
 //	                | ProcSlot x NumSlots (32 B each): attached procs  |
 //	JournalOff      +--------------------------------------------------+
@@ -27,7 +29,8 @@
 //	                | Bucket x NumBuckets (64 B each)                  |
 //	HeapOff         +--------------------------------------------------+
 //	                | blocks: header (12 B), key, value, padded to 8   |
-//	                | ... free blocks, then never-used space up to Size |
+//	                | free blocks between them; above Meta.Top, space  |
+//	                | never used or given back, up to Size             |
 //	Size            +--------------------------------------------------+
 //
 // # Who writes what
@@ -53,22 +56,37 @@
 // # Entries and free blocks
 //
 // A block is a 12-byte header (Seq, Size, KeyLen, Slack, Flags), the key,
-// the value, and Slack bytes of padding (to 8 bytes, or a remainder too
-// small to split off); at least 16 bytes. The value's length is
-// Size-12-KeyLen-Slack.
-// Entry.Seq is even while the block holds a published entry and odd while it
-// is free or being filled; it only ever grows, so a reader that sees the same
-// even Seq before and after copying a value knows the copy is whole. A free
-// block keeps Seq and Size and stores the offset of the next free block of
-// its class in the 8 bytes at offset 8 (KeyLen, Slack, Flags and the
-// key's first four bytes when in use).
+// the value, and Slack bytes of padding (to 8 bytes, up to the smallest
+// block, or a remainder too small to split off); at least EntrySize (32)
+// bytes. Blocks tile [HeapOff, Meta.Top) with no gap; above Top the heap
+// was never used or was given back. The value's length is
+// Size-12-KeyLen-Slack, where Size is the header's Size with its low three
+// bits (flags) cleared: SizeFree marks a free block, SizePrevFree a block
+// whose predecessor is free.
+//
+// Entry.Seq is even while the block holds a published entry and odd while
+// it is free or being filled. Every Seq the writer stores is the next
+// number of Alloc.SeqNext, a 64-bit store-wide counter, so a header at a
+// given offset never shows the same Seq twice (until the 32 bits wrap),
+// even after the block was merged into a neighbour and split off again.
+//
+// A free block keeps Seq and Size, stores the offset of the next free
+// block of its size class at 8 and of the previous one at 16 (0 at the
+// list's head), and repeats its size in its last 8 bytes, the footer. No
+// two free blocks touch (a freed block merges with free neighbours), and
+// the block below Top is never free (it goes back above Top). Alloc.NonEmpty
+// has a bit per class whose list is not empty.
+//
+// Alloc.Cursor is where compaction resumes: a block boundary in
+// [HeapOff, Top].
 //
 // # Journal
 //
 // A mutation (or a batch of them) first records, in Undo, the old value of
 // every word it changes in place, then sets JournalHeader.State to Committed,
 // then publishes its Intents (one atomic store into an index slot each), then
-// frees what they replaced. Recovery undoes everything when it finds State
-// Prepare, and when it finds Committed undoes the post-commit records and
-// replays the intents. See package store, journal.go, for the protocol.
+// frees what they replaced. Compaction moves an entry with an
+// IntentOverwrite whose new block holds the same key and value. Recovery
+// undoes everything when it finds State Prepare, and when it finds
+// Committed undoes the post-commit records and replays the intents. See package store, journal.go, for the protocol.
 package layout
