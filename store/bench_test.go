@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The workload of the performance targets: 100,000 keys of 16 bytes,
@@ -224,5 +226,65 @@ func BenchmarkSpace(b *testing.B) {
 	b.ReportMetric(100*st.Fill, "%-heap-fill")
 	for range b.N {
 		s.Stats()
+	}
+}
+
+// BenchmarkPutDrift measures put latency when value sizes drift and churn:
+// 2,000 keys overwritten at random with values whose size swings between
+// 100 B and 4 KiB and back every 80,000 puts, with noise (each put within
+// 10% of the current size). With room=ample the heap is about five times the most
+// live data, so merging freed blocks is all it takes; with room=tight the
+// most live data is about 95% of the heap, so puts have to compact. It
+// reports the latency of one put at the median, the 99th percentile and
+// the maximum, and the most bytes one put moved.
+func BenchmarkPutDrift(b *testing.B) {
+	const keys, maxVal = 2000, 4096
+	for _, room := range []struct {
+		name string
+		heap int64
+	}{{"ample", 5 * keys * maxVal}, {"tight", keys * maxVal * 100 / 104}} {
+		b.Run("room="+room.name, func(b *testing.B) {
+			s := newStore(b, &Options{Size: room.heap + 1<<20, MaxEntries: 4 * keys})
+			rng := rand.New(rand.NewPCG(3, 4))
+			val := make([]byte, maxVal)
+			center := 100
+			size := func() int {
+				return min(max(center+rng.IntN(center/5+1)-center/10, 1), maxVal-64)
+			}
+			k := make([]byte, 8)
+			for i := range keys {
+				binary.LittleEndian.PutUint64(k, uint64(i))
+				if err := s.Put(k, val[:size()]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			lat := make([]time.Duration, b.N)
+			var maxMoved uint64
+			moved0, compactions0 := s.hdr.Alloc.Moved.Load(), s.hdr.Alloc.Compactions.Load()
+			settle(b)
+			for i := range b.N {
+				if i%1000 == 0 {
+					phase := i / 1000 % 80 // 40 steps up, 40 down
+					center = 100 + (maxVal-500)*min(phase, 80-phase)/40 + rng.IntN(201) - 100
+				}
+				binary.LittleEndian.PutUint64(k, uint64(rng.IntN(keys)))
+				v := val[:size()]
+				m := s.hdr.Alloc.Moved.Load()
+				t0 := time.Now()
+				if err := s.Put(k, v); err != nil {
+					b.Fatal(err)
+				}
+				lat[i] = time.Since(t0)
+				maxMoved = max(maxMoved, s.hdr.Alloc.Moved.Load()-m)
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "ns-p50")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "ns-p99")
+			b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "ns-max")
+			b.ReportMetric(float64(maxMoved), "B-moved-max/put")
+			b.ReportMetric(float64(s.hdr.Alloc.Moved.Load()-moved0)/float64(b.N), "B-moved/put")
+			b.ReportMetric(float64(s.hdr.Alloc.Compactions.Load()-compactions0), "compactions")
+		})
 	}
 }

@@ -390,6 +390,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		if err := t.budget(mutMove, 0); err != nil {
 			break // the journal is full: commit what is planned
 		}
+		gapEnd := cur.off + cur.size
 		off, err := t.take(cur, need)
 		if err != nil {
 			t.rollback()
@@ -401,7 +402,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		}
 		q += b.size
 		next = off + offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off)).Bytes()
-		if next == b.off {
+		if next == gapEnd {
 			break // the gap is used up
 		}
 		if cur, err = s.freeBlockAt(next); err != nil {
