@@ -5,7 +5,7 @@
 //
 // NAME defaults to $SHMKV_STORE, else "shmkv". Run `shmkv help` for the
 // commands. Exit codes: 0 success; 1 key not found, CAS mismatch, or check
-// found damage; 2 usage; 3 any other error.
+// found damage; 2 usage; 3 any other error; 130 compact stopped by SIGINT.
 package main
 
 import (
@@ -63,7 +63,8 @@ func init() {
 		{name: "del", args: "KEY", summary: "delete KEY", run: (*cli).del},
 		{name: "cas", args: "KEY OLD NEW | cas --absent KEY NEW", summary: "set KEY to NEW only if its value is OLD (--absent: only if KEY is absent)", run: (*cli).cas},
 		{name: "keys", args: "[PREFIX]", summary: "print the keys (starting with PREFIX), sorted, one per line", run: (*cli).keys},
-		{name: "stat", args: "[--json]", summary: "show sizes, fill, options, backing memory, writer lock and counters", run: (*cli).stat},
+		{name: "stat", args: "[--json]", summary: "show sizes, fill, free space and fragmentation, compaction, options, backing memory, writer lock and counters", run: (*cli).stat},
+		{name: "compact", args: "", summary: "move entries so free space is one piece (a progress bar on a terminal; Ctrl-C stops it cleanly)", run: (*cli).compact},
 		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
 		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
 		{name: "rm", args: "", summary: "remove (unlink) the store; processes that have it open keep it", run: (*cli).rm},
@@ -242,7 +243,8 @@ commands:
 	}
 	fmt.Fprint(w, `
 exit codes: 0 success; 1 key not found (get, del), CAS mismatch, or check found
-damage; 2 usage; 3 any other error (one line on stderr naming the store).
+damage; 2 usage; 3 any other error (one line on stderr naming the store);
+130 compact stopped by Ctrl-C (SIGINT).
 `)
 }
 

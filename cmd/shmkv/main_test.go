@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,7 +118,9 @@ func TestCommands(t *testing.T) {
 		{"stat and check", []step{
 			{args: []string{"put", "a", "1"}},
 			{args: []string{"put", "b", "2"}},
-			{args: []string{"stat"}, stdoutHas: []string{"entries:", "2 / ", "writer lock:", "free", "commits:", "mode=0600", "backing:"}},
+			{args: []string{"stat"}, stdoutHas: []string{"entries:", "2 / ", "writer lock:", "free", "commits:", "mode=0600", "backing:",
+				"largest free:", "% of free space is outside the largest free piece", "reserve:", "kept free for compaction",
+				"compaction:", "0 B moved in 0 transactions, 0 passes over the heap"}},
 			{args: []string{"check"}, stdout: out("ok: 2 entries\n")},
 		}},
 		{"create with options, stat shows them", []step{
@@ -138,6 +142,16 @@ func TestCommands(t *testing.T) {
 			{args: []string{"del", "k"}, code: 3, stderrHas: []string{"no such file"}},
 			{args: []string{"rm"}, code: 3, stderrHas: []string{"no such file"}},
 		}},
+		{"compact on a missing store fails and creates nothing", []step{
+			{args: []string{"compact"}, code: 3, stdout: out(""), stderrHas: []string{"no such file", "shmkv create"}},
+			{args: []string{"stat"}, code: 3, stderrHas: []string{"no such file"}},
+		}},
+		{"compact an empty store", []step{
+			{args: []string{"create", "--size", "1M"}},
+			{args: []string{"compact"}, stdoutHas: []string{"moved 0 B in 0 entries; fragmentation 0.0% -> 0.0%"}},
+			{args: []string{"stat"}, stdoutHas: []string{"compaction:", "0 B moved in 0 transactions, 1 pass over the heap"}},
+			{args: []string{"check"}, stdout: out("ok: 0 entries\n")},
+		}},
 		{"usage errors exit 2", []step{
 			{args: []string{}, code: 2, stderrHas: []string{"no command"}},
 			{args: []string{"bogus"}, code: 2, stderrHas: []string{`unknown command "bogus"`}},
@@ -152,6 +166,8 @@ func TestCommands(t *testing.T) {
 			{args: []string{"stat", "x"}, code: 2},
 			{args: []string{"check", "x"}, code: 2},
 			{args: []string{"rm", "x"}, code: 2},
+			{args: []string{"compact", "x"}, code: 2},
+			{args: []string{"compact", "--progress"}, code: 2},
 			{args: []string{"ls", "x"}, code: 2},
 			{args: []string{"create", "--size", "12Q"}, code: 2, stderrHas: []string{"bad size"}},
 			{args: []string{"create", "--hugepages", "huge"}, code: 2},
@@ -254,7 +270,7 @@ func TestCheckReportsDamage(t *testing.T) {
 }
 
 func TestInvalidStoreName(t *testing.T) {
-	for _, cmd := range [][]string{{"get", "k"}, {"put", "k", "v"}, {"check"}, {"create"}, {"rm"}, {"stat"}} {
+	for _, cmd := range [][]string{{"get", "k"}, {"put", "k", "v"}, {"check"}, {"create"}, {"rm"}, {"stat"}, {"compact"}} {
 		stdout, stderr, code := run("", append([]string{"--store", "a/b"}, cmd...)...)
 		if code != 3 || stdout != "" {
 			t.Errorf("%v: exit %d stdout %q, want 3", cmd, code, stdout)
@@ -440,5 +456,245 @@ func TestDemoVerification(t *testing.T) {
 		if seq, ok := parseDemoValue([]byte("w1:4"), []byte(tc.v)); ok != tc.ok || (ok && seq != tc.seq) {
 			t.Errorf("parseDemoValue(%q) = %d, %v", tc.v, seq, ok)
 		}
+	}
+}
+
+// scatteredStore creates the store name (4 MiB) with n entries of varied
+// sizes and deletes every other one, the first included, so its free space
+// lies in n/2 pieces between live entries. It returns the live entries.
+func scatteredStore(t testing.TB, name string, n int) map[string]string {
+	t.Helper()
+	s, err := store.Create(name, &store.Options{Size: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live := map[string]string{}
+	for i := range n {
+		k, v := fmt.Sprintf("k%05d", i), strings.Repeat(string(rune('a'+i%26)), 100+i%300)
+		if err := s.Put([]byte(k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		live[k] = v
+	}
+	for i := 0; i < n; i += 2 {
+		k := fmt.Sprintf("k%05d", i)
+		if err := s.Delete([]byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		delete(live, k)
+	}
+	if st := s.Stats(); st.Fragmentation == 0 || st.FreeListBytes == 0 {
+		t.Fatalf("the store is not fragmented: %+v", st)
+	}
+	return live
+}
+
+// storeStats opens name, checks it and that it holds exactly live, and
+// returns its Stats.
+func storeStats(t testing.TB, name string, live map[string]string) store.Stats {
+	t.Helper()
+	s, err := store.Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if s.Len() != len(live) {
+		t.Errorf("%d entries, want %d", s.Len(), len(live))
+	}
+	for k, v := range live {
+		if got, err := s.Get([]byte(k)); err != nil || string(got) != v {
+			t.Fatalf("Get(%q) = %.20q..., %v; want %.20q...", k, got, err, v)
+		}
+	}
+	return s.Stats()
+}
+
+var compactLine = regexp.MustCompile(`^moved (\d+(?:\.\d)? [KM]?i?B) in (\d+) entries; fragmentation (\d+\.\d)% -> (\d+\.\d)%; largest free piece (\S+ \S+) -> (\S+ \S+); took \S+\n$`)
+
+func TestCompact(t *testing.T) {
+	name := storeName(t)
+	live := scatteredStore(t, name, 2000)
+	before := storeStats(t, name, live)
+
+	stdout, stderr, code := run("", "--store", name, "compact")
+	if code != 0 || stderr != "" {
+		t.Fatalf("compact: exit %d, stderr %q", code, stderr)
+	}
+	m := compactLine.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("compact printed %q, want one line matching %s", stdout, compactLine)
+	}
+	after := storeStats(t, name, live)
+	if after.Fragmentation != 0 || after.FreeListBytes != 0 {
+		t.Errorf("after compact: fragmentation %v, %d bytes in freed blocks; want 0, 0", after.Fragmentation, after.FreeListBytes)
+	}
+	if after.LargestFree <= before.LargestFree {
+		t.Errorf("largest free piece %d before, %d after: want it larger", before.LargestFree, after.LargestFree)
+	}
+	// Every live entry was above the first free piece, so every one moved.
+	if after.BytesMoved == 0 || m[1] != store.FormatBytes(after.BytesMoved) || m[2] != fmt.Sprint(len(live)) {
+		t.Errorf("compact reports moving %s in %s entries; the store counts %d bytes, and %d entries are live", m[1], m[2], after.BytesMoved, len(live))
+	}
+	if m[3] != fmt.Sprintf("%.1f", 100*before.Fragmentation) || m[4] != "0.0" ||
+		m[5] != store.FormatBytes(before.LargestFree) || m[6] != store.FormatBytes(after.LargestFree) {
+		t.Errorf("compact: %q; before %+v", stdout, before)
+	}
+	if after.CompactPasses != 1 || after.Compactions == 0 {
+		t.Errorf("after compact: %d passes, %d transactions; want 1, > 0", after.CompactPasses, after.Compactions)
+	}
+
+	// stat and stat --json show what compaction did.
+	stdout, _, _ = run("", "--store", name, "stat")
+	for _, want := range []string{
+		"largest free:       " + store.FormatBytes(after.LargestFree) + " in one piece",
+		"fragmentation:      0.0% of free space is outside the largest free piece",
+		"reserve:            " + store.FormatBytes(after.Reserve) + " of the never-used space kept free for compaction",
+		fmt.Sprintf("compaction:         %s moved in %d transactions, 1 pass over the heap", store.FormatBytes(after.BytesMoved), after.Compactions),
+	} {
+		if !strings.Contains(stdout, want+"\n") && !strings.Contains(stdout, want+" ") {
+			t.Errorf("stat lacks %q:\n%s", want, stdout)
+		}
+	}
+	stdout, _, _ = run("", "--store", name, "stat", "--json")
+	var js map[string]any
+	if err := json.Unmarshal([]byte(stdout), &js); err != nil {
+		t.Fatalf("stat --json: %v\n%s", err, stdout)
+	}
+	for k, want := range map[string]float64{
+		"LargestFree": float64(after.LargestFree), "Fragmentation": 0, "Reserve": float64(after.Reserve),
+		"BytesMoved": float64(after.BytesMoved), "Compactions": float64(after.Compactions), "CompactPasses": 1,
+	} {
+		if got, ok := js[k]; !ok || got != want {
+			t.Errorf("stat --json: %s = %v (present: %v), want %v", k, got, ok, want)
+		}
+	}
+	if after.Reserve <= 0 {
+		t.Errorf("Reserve %d, want > 0 in a store that has entries", after.Reserve)
+	}
+
+	// Compacting a compacted store moves nothing.
+	stdout, stderr, code = run("", "--store", name, "compact")
+	if code != 0 || !strings.HasPrefix(stdout, "moved 0 B in 0 entries; fragmentation 0.0% -> 0.0%;") {
+		t.Errorf("second compact: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestCompactNotATerminal runs compact with stderr a file, as when it is
+// redirected: no progress bar, nothing on stderr, one line on stdout.
+func TestCompactNotATerminal(t *testing.T) {
+	name := storeName(t)
+	live := scatteredStore(t, name, 2000)
+	errf, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	var stdout bytes.Buffer
+	if code := Main([]string{"--store", name, "compact"}, nil, &stdout, errf); code != 0 {
+		t.Errorf("compact: exit %d", code)
+	}
+	if b, _ := os.ReadFile(errf.Name()); len(b) != 0 {
+		t.Errorf("compact with stderr not a terminal wrote to it: %q", b)
+	}
+	if !compactLine.MatchString(stdout.String()) {
+		t.Errorf("compact printed %q, want one summary line", stdout.String())
+	}
+	if st := storeStats(t, name, live); st.Fragmentation != 0 {
+		t.Errorf("fragmentation %v after compact", st.Fragmentation)
+	}
+}
+
+// TestCompactInterrupted sends SIGINT to this process after compact's first
+// transaction: it stops before the next, exits 130 with one line, and the
+// store is intact; a second compact finishes the job.
+func TestCompactInterrupted(t *testing.T) {
+	name := storeName(t)
+	live := scatteredStore(t, name, 2000)
+	steps := 0
+	compactStepHook = func(ctx context.Context, p store.CompactProgress) {
+		if steps++; steps > 1 {
+			return
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			t.Error(err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("SIGINT did not cancel compact's context")
+		}
+	}
+	defer func() { compactStepHook = nil }()
+	stdout, stderr, code := run("", "--store", name, "compact")
+	if code != exitInterrupted || stdout != "" {
+		t.Fatalf("interrupted compact: exit %d, stdout %q, stderr %q; want exit %d", code, stdout, stderr, exitInterrupted)
+	}
+	if steps != 1 {
+		t.Errorf("compact went on for %d transactions after SIGINT", steps-1)
+	}
+	st := storeStats(t, name, live)
+	want := fmt.Sprintf("shmkv: store %q: compact interrupted (interrupt signal received) after ", name)
+	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(stderr, "having moved "+store.FormatBytes(st.BytesMoved)+" in ") || !strings.Contains(stderr, "run compact again") {
+		t.Errorf("stderr %q, want one line starting %q", stderr, want)
+	}
+	if st.BytesMoved == 0 || st.Fragmentation == 0 || st.CompactPasses != 0 {
+		t.Errorf("after one transaction: %d bytes moved, fragmentation %v, %d passes; want > 0, > 0, 0", st.BytesMoved, st.Fragmentation, st.CompactPasses)
+	}
+	if _, stderr, code := run("", "--store", name, "compact"); code != 0 {
+		t.Fatalf("compact again: exit %d, %s", code, stderr)
+	}
+	if st := storeStats(t, name, live); st.Fragmentation != 0 {
+		t.Errorf("fragmentation %v after the second compact", st.Fragmentation)
+	}
+}
+
+// TestCompactProgressBar runs the built binary on a pseudo-terminal, under
+// script(1): the bar is drawn on stderr and erased before the summary.
+// With stderr a pipe, the same binary draws nothing.
+func TestCompactProgressBar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1), which runs a command on a pseudo-terminal, is not installed")
+	}
+	bin := filepath.Join(t.TempDir(), "shmkv")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+
+	name := storeName(t)
+	scatteredStore(t, name, 2000)
+	// -e: script exits with the command's code. Its output is all the
+	// terminal got, stdout and stderr alike.
+	b, err := exec.Command(script, "-qec", bin+" --store "+name+" compact", "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("script: %v\n%q", err, b)
+	}
+	tty := strings.ReplaceAll(string(b), "\r\n", "\n")
+	for _, want := range []string{"compacting: moved ", "%", "|", "B/s", "\x1b[2K\r"} {
+		if !strings.Contains(tty, want) {
+			t.Errorf("the terminal got no %q:\n%q", want, tty)
+		}
+	}
+	// The summary starts on a cleared line.
+	if i := strings.LastIndex(tty, "\x1b[2K\r"); i < 0 || !compactLine.MatchString(tty[i+len("\x1b[2K\r"):]) {
+		t.Errorf("the terminal does not end with the bar erased and the summary:\n%q", tty)
+	}
+
+	name = storeName(t)
+	scatteredStore(t, name, 2000)
+	cmd := exec.Command(bin, "--store", name, "compact")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() != 0 || !compactLine.MatchString(stdout.String()) {
+		t.Errorf("compact with stderr a pipe: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
 	}
 }

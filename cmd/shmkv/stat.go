@@ -50,7 +50,11 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("free", "%s (%s in freed blocks + %s never used)",
 		store.FormatBytes(st.FreeListBytes+st.TailBytes), store.FormatBytes(st.FreeListBytes), store.FormatBytes(st.TailBytes))
 	add("fill", "%.1f%%", 100*st.Fill)
-	add("fragmentation", "%.1f%% of free space is in freed blocks", 100*st.Fragmentation)
+	add("largest free", "%s in one piece", store.FormatBytes(st.LargestFree))
+	add("fragmentation", "%.1f%% of free space is outside the largest free piece", 100*st.Fragmentation)
+	add("reserve", "%s of the never-used space kept free for compaction to move entries into", store.FormatBytes(st.Reserve))
+	add("compaction", "%s moved in %s, %s over the heap",
+		store.FormatBytes(st.BytesMoved), counted(st.Compactions, "transaction", "transactions"), counted(st.CompactPasses, "pass", "passes"))
 	if st.Entries > 0 {
 		add("overhead", "%.0f B per entry (block header, padding, index share)", st.OverheadPerEntry)
 	} else {
@@ -88,6 +92,14 @@ func lockString(h store.LockHolder) string {
 		return fmt.Sprintf("held by pid %d (slot %d), alive", h.PID, h.Slot)
 	}
 	return fmt.Sprintf("held by pid %d (slot %d), DEAD: the next writer takes it over and repairs the store", h.PID, h.Slot)
+}
+
+// counted is n and its noun: "1 pass", "2 passes".
+func counted(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func yesNo(b bool) string {
