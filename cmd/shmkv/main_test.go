@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -535,8 +536,10 @@ func TestCompact(t *testing.T) {
 	if after.LargestFree <= before.LargestFree {
 		t.Errorf("largest free piece %d before, %d after: want it larger", before.LargestFree, after.LargestFree)
 	}
-	// Every live entry was above the first free piece, so every one moved.
-	if after.BytesMoved == 0 || m[1] != store.FormatBytes(after.BytesMoved) || m[2] != fmt.Sprint(len(live)) {
+	// Every live entry was above the first free piece, so every one moved
+	// (one may move twice: out of the way of a gap too small for it, then
+	// down).
+	if n, _ := strconv.Atoi(m[2]); after.BytesMoved == 0 || m[1] != store.FormatBytes(after.BytesMoved) || n < len(live) {
 		t.Errorf("compact reports moving %s in %s entries; the store counts %d bytes, and %d entries are live", m[1], m[2], after.BytesMoved, len(live))
 	}
 	if m[3] != fmt.Sprintf("%.1f", 100*before.Fragmentation) || m[4] != "0.0" ||
@@ -674,7 +677,9 @@ func TestCompactProgressBar(t *testing.T) {
 	scatteredStore(t, name, 2000)
 	// -e: script exits with the command's code. Its output is all the
 	// terminal got, stdout and stderr alike.
-	b, err := exec.Command(script, "-qec", bin+" --store "+name+" compact", "/dev/null").CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, script, "-qec", bin+" --store "+name+" compact", "/dev/null").CombinedOutput()
 	if err != nil {
 		t.Fatalf("script: %v\n%q", err, b)
 	}
