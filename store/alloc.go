@@ -50,12 +50,15 @@ var errNoRoom = fmt.Errorf("%w: no room", ErrFull)
 // too small while a later block fits.
 const scanLimit = 8
 
-// block is a heap block's header, read once and checked.
+// block is a heap block's header, read once and checked: every length
+// the writer uses comes from here, never again from the region, where
+// another process may change it between the check and the use.
 type block struct {
-	off   uint64
-	e     *layout.Entry
-	size  uint64 // bytes, flags masked off
-	flags uint32 // layout.SizeFree, layout.SizePrevFree
+	off    uint64
+	e      *layout.Entry
+	size   uint64 // bytes, flags masked off
+	flags  uint32 // layout.SizeFree, layout.SizePrevFree
+	kl, vl uint64 // key and value lengths, for a live block (liveBlock)
 }
 
 // entryAt returns the block header at off after checking that the whole

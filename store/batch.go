@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"errors"
-
-	"github.com/shmkv/shmkv/layout"
 )
 
 // Batch collects the mutations of one Update. Its methods plan each
@@ -94,7 +92,7 @@ func (b *Batch) Get(key []byte) ([]byte, error) {
 	if !p.found {
 		return nil, ErrNotFound
 	}
-	v := bytes.Clone(b.t.s.entryValue(layout.SlotOffset(p.word), p.entry))
+	v := bytes.Clone(b.t.s.value(p.b))
 	if v == nil {
 		v = []byte{}
 	}

@@ -91,10 +91,10 @@ func (t *txn) budget(k mutKind, probed uint64) error {
 // replayBudget is the records that applying a committed journal writes,
 // for recovery to check before it replays: the same post-commit numbers
 // the writer reserved.
-func (s *Store) replayBudget(n uint32) uint64 {
+func (s *Store) replayBudget(its []layout.Intent) uint64 {
 	need := uint64(undoTxn)
-	for i := range n {
-		it := s.intentRec(i)
+	for i := range its {
+		it := &its[i]
 		switch {
 		case it.Kind == layout.IntentDelete:
 			_, post := undoBudget(mutDelete, s.distance(it.Home, s.bucketOfSlot(it.Slot)))

@@ -151,7 +151,11 @@ func (s *Store) check() error {
 				break
 			}
 			blocks[off] |= seen
-			b, _ := s.blockAt(off, top)
+			b, err := s.blockAt(off, top)
+			if err != nil { // it changed since the heap walk: never follow it
+				v.add("free list %d: %v", c, err)
+				break
+			}
 			if layout.ClassOf(b.size) != c {
 				v.add("free list %d holds block %#x of size %d (class %d)", c, off, b.size, layout.ClassOf(b.size))
 			}
@@ -186,10 +190,14 @@ func (s *Store) check() error {
 			}
 			blocks[off] |= seen
 			count++
-			e, _ := s.entryAt(off)
-			liveBytes += e.Bytes()
-			kvBytes += uint64(e.KeyLen) + e.ValLen()
-			h := hashKey(s.entryKey(off, e))
+			e, err := s.liveBlock(off)
+			if err != nil { // it changed since the heap walk: never follow it
+				v.add("index slot %#x: %v", at, err)
+				continue
+			}
+			liveBytes += e.size
+			kvBytes += e.kl + e.vl
+			h := hashKey(s.key(e))
 			if layout.Tag(h) != layout.SlotTag(w) {
 				v.add("index slot %#x: tag %#x, key hashes to tag %#x", at, layout.SlotTag(w), layout.Tag(h))
 			}

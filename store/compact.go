@@ -59,6 +59,7 @@ type stepResult struct {
 	moved   uint64 // bytes of the entries moved
 	entries int    // entries moved
 	cursor  uint64 // where the next step starts
+	scan    uint64 // how far up the heap this pass has looked
 	wrapped bool   // the step found the cursor at the end of the heap and started over
 }
 
@@ -122,7 +123,7 @@ func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress
 			}
 			return p, nil
 		}
-		p.Done = min(int64(r.cursor-s.geo.HeapOff), p.Total)
+		p.Done = min(int64(max(r.scan, r.cursor)-s.geo.HeapOff), p.Total)
 		if fn != nil {
 			fn(p)
 		}
@@ -190,30 +191,24 @@ func (t *txn) snapshot() ([]snapOp, uint64, error) {
 	var total uint64
 	for i := range t.nIntents {
 		it := s.intentRec(i)
-		w := it.New
+		nw, ow := it.New, it.Old // once each
+		w := nw
 		if w == 0 {
-			w = it.Old
+			w = ow
 		}
 		b, err := s.liveBlock(layout.SlotOffset(w))
 		if err != nil {
 			return nil, 0, err
 		}
-		kv := append([]byte(nil), s.entryKV(b)...)
-		kl := int(b.e.KeyLen)
-		op := snapOp{key: kv[:kl:kl], value: kv[kl:], del: it.New == 0}
+		kv := append([]byte(nil), s.kv(b)...)
+		kl := int(b.kl)
+		op := snapOp{key: kv[:kl:kl], value: kv[kl:], del: nw == 0}
 		if !op.del {
 			total += layout.BlockSize(uint64(len(op.key)), uint64(len(op.value)))
 		}
 		ops = append(ops, op)
 	}
 	return ops, total, nil
-}
-
-// entryKV is the key and value of a checked live block, aliased. Writer
-// only.
-func (s *Store) entryKV(b block) []byte {
-	kv, _ := s.r.Bytes(offsetptr.Offset(b.off+layout.EntryHeader), b.size-layout.EntryHeader-uint64(b.e.Slack))
-	return kv
 }
 
 // fullError is ErrFull for an entry of size bytes that found no room, with
@@ -332,7 +327,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 	var gap block
 	for walked := 0; ; walked++ {
 		if pos >= top || walked == walkLimit {
-			r.cursor = pos
+			r.cursor, r.scan = pos, pos
 			storeWord(&a.Cursor, pos)
 			return r, nil
 		}
@@ -349,10 +344,15 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 	t := s.begin()
 	next := gap.off // the cursor after this step
 	cur := gap      // what is left of the gap
-	for q := gap.off + gap.size; q < top && t.moved < maxBytes; {
+	q := gap.off + gap.size // the next old block
+	for q < top && t.moved < maxBytes {
 		b, err := s.blockAt(q, top)
 		if err == nil && b.flags&layout.SizeFree != 0 {
-			break // the old blocks moved so far reach a free block: apply merges it in
+			// The old blocks moved so far reach a free block: apply will
+			// merge it with them. Pass it; what is left of the gap may still
+			// hold the blocks after it.
+			q += b.size
+			continue
 		}
 		if err == nil {
 			b, err = s.liveBlock(q)
@@ -361,7 +361,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			t.rollback()
 			return r, err
 		}
-		need := layout.BlockSize(uint64(b.e.KeyLen), b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
+		need := layout.BlockSize(b.kl, b.vl)
 		if need > cur.size {
 			if t.nIntents > 0 {
 				break
@@ -410,7 +410,10 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			return r, err
 		}
 	}
-	r.moved, r.entries = t.moved, int(t.nIntents)
+	r.moved, r.entries, r.scan = t.moved, int(t.nIntents), q
+	if r.entries == 0 {
+		r.scan = next
+	}
 	if err := t.commit(); err != nil {
 		return r, err
 	}
@@ -431,8 +434,8 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 // slot in place of b, which apply then frees.
 func (t *txn) move(b block, dst uint64) error {
 	s := t.s
-	kv := s.entryKV(b)
-	kl := uint64(b.e.KeyLen)
+	kv := s.kv(b)
+	kl := b.kl
 	p, err := t.find(kv[:kl])
 	if err != nil {
 		return err

@@ -104,7 +104,7 @@ func TestCheckFindsDamage(t *testing.T) {
 		{"entry seq", func(s *Store) {
 			s.Range(func(k, _ []byte) bool {
 				p, _ := s.find(k, hashKey(k), nil)
-				p.entry.Seq.Add(1)
+				p.b.e.Seq.Add(1)
 				return false
 			})
 		}, "neither free nor a published entry"},

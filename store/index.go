@@ -221,7 +221,7 @@ type place struct {
 	found  bool
 	slot   uint64 // offset of the slot word: the key's, or the first empty one
 	word   uint64 // the slot's current word (0 if empty)
-	entry  *layout.Entry
+	b      block  // the entry it names, checked (liveBlock)
 	probed uint64 // buckets between the home bucket and slot's bucket
 	// deleted: the key's slot is vacated by a delete planned in this
 	// batch; a re-insert of the key reuses it.
@@ -238,21 +238,27 @@ func (t *txn) find(key []byte) (place, error) {
 	}
 	s := t.s
 	for i := b.byHash.get(h); i != 0; i = b.chain[i-1] {
+		// NB: each word of the intent is read once: this process wrote it,
+		// but another may have written over it since.
 		it := s.intentRec(i - 1)
-		w := it.New
+		slot, nw, ow := it.Slot, it.New, it.Old
+		w := nw
 		if w == 0 {
-			w = it.Old // a delete: the key is in the entry it removes
+			w = ow // a delete: the key is in the entry it removes
 		}
-		e, err := s.entryAt(layout.SlotOffset(w))
+		e, err := s.liveBlock(layout.SlotOffset(w))
 		if err != nil {
 			return place{}, err
 		}
-		if !bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
+		if !bytes.Equal(s.key(e), key) {
 			continue
 		}
-		p := place{h: h, tag: layout.Tag(h), slot: it.Slot, probed: s.distance(s.home(h), s.bucketOfSlot(it.Slot))}
-		if it.New != 0 {
-			p.found, p.word, p.entry = true, it.New, e
+		if !s.isSlot(slot) || s.distance(s.home(h), s.bucketOfSlot(slot)) >= layout.MaxProbe {
+			return place{}, fmt.Errorf("%w: this batch's intent %d names slot %#x", ErrCorrupt, i-1, slot)
+		}
+		p := place{h: h, tag: layout.Tag(h), slot: slot, probed: s.distance(s.home(h), s.bucketOfSlot(slot))}
+		if nw != 0 {
+			p.found, p.word, p.b = true, nw, e
 		} else {
 			p.deleted = true
 		}
@@ -261,9 +267,16 @@ func (t *txn) find(key []byte) (place, error) {
 	return s.find(key, h, &b.slots)
 }
 
+// isSlot reports whether off is the offset of an index slot word.
+func (s *Store) isSlot(off uint64) bool {
+	g := &s.geo
+	return off >= g.IndexOff && off < g.IndexOff+g.NumBuckets*layout.BucketSize &&
+		off%8 == 0 && (off-g.IndexOff)%layout.BucketSize != 0
+}
+
 // find locates key (whose hash is h) in the region, skipping the empty
 // slots in reserved. REQUIRES: the writer lock, so nothing changes
-// underneath.
+// underneath but what another process scribbles, which each load checks.
 func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
 	p := place{h: h}
 	p.tag = layout.Tag(p.h)
@@ -283,15 +296,12 @@ func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
 			if absent || layout.SlotTag(w) != p.tag {
 				continue
 			}
-			e, err := s.entryAt(layout.SlotOffset(w))
+			e, err := s.liveBlock(layout.SlotOffset(w))
 			if err != nil {
-				return p, err
+				return p, fmt.Errorf("%w (index slot %#x)", err, slotOff(boff, i))
 			}
-			if !e.Fits() || e.Seq.Load()&1 != 0 {
-				return p, fmt.Errorf("%w: entry at %#x (slot %#x) is malformed", ErrCorrupt, layout.SlotOffset(w), slotOff(boff, i))
-			}
-			if int(e.KeyLen) == len(key) && bytes.Equal(s.entryKey(layout.SlotOffset(w), e), key) {
-				p.found, p.slot, p.word, p.entry, p.probed = true, slotOff(boff, i), w, e, d
+			if e.kl == uint64(len(key)) && bytes.Equal(s.key(e), key) {
+				p.found, p.slot, p.word, p.b, p.probed = true, slotOff(boff, i), w, e, d
 				return p, nil
 			}
 		}
@@ -307,16 +317,22 @@ func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
 	return p, nil
 }
 
-// entryKey and entryValue alias an entry's bytes. Writer only: readers copy
-// under Seq validation instead.
-func (s *Store) entryKey(off uint64, e *layout.Entry) []byte {
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(e.KeyLen))
-	return b
+// key, value and kv alias a checked live block's bytes (liveBlock), with
+// the lengths read when it was checked. Writer only: readers copy under
+// Seq validation instead.
+func (s *Store) key(b block) []byte {
+	k, _ := s.r.Bytes(offsetptr.Offset(b.off+layout.EntryHeader), b.kl)
+	return k
 }
 
-func (s *Store) entryValue(off uint64, e *layout.Entry) []byte {
-	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader+uint64(e.KeyLen)), e.ValLen())
-	return b
+func (s *Store) value(b block) []byte {
+	v, _ := s.r.Bytes(offsetptr.Offset(b.off+layout.EntryHeader+b.kl), b.vl)
+	return v
+}
+
+func (s *Store) kv(b block) []byte {
+	kv, _ := s.r.Bytes(offsetptr.Offset(b.off+layout.EntryHeader), b.kl+b.vl)
+	return kv
 }
 
 // probe raises Overflow of the buckets a new key passes on its way from its

@@ -269,15 +269,15 @@ func (s *Store) undo(from, to uint32) error {
 // must do the same thing from the same committed state both times.
 func (t *txn) apply() error {
 	s := t.s
-	n := t.nIntents
 	from := t.nUndo
-	for i := range n {
-		if err := s.checkIntent(s.intentRec(i)); err != nil {
-			return err
-		}
+	// NB: the intents are copied out and checked once: every word used
+	// below comes from the copy, never again from the region.
+	its, err := s.loadIntents(t.nIntents)
+	if err != nil {
+		return err
 	}
-	for i := range n {
-		it := s.intentRec(i)
+	for i := range its {
+		it := &its[i]
 		if it.Flags&layout.IntentSuperseded != 0 {
 			continue
 		}
@@ -286,15 +286,15 @@ func (t *txn) apply() error {
 		faultPoint("publish")
 	}
 	var dCount, dBlock, dKV int64
-	for i := range n {
-		it := s.intentRec(i)
+	for i := range its {
+		it := &its[i]
 		if it.New != 0 {
 			b, err := s.liveBlock(layout.SlotOffset(it.New))
 			if err != nil {
 				return err
 			}
 			dBlock += int64(b.size)
-			dKV += int64(b.e.KeyLen) + int64(b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
+			dKV += int64(b.kl + b.vl)
 		}
 		if it.Old != 0 {
 			b, err := s.liveBlock(layout.SlotOffset(it.Old))
@@ -302,7 +302,7 @@ func (t *txn) apply() error {
 				return err
 			}
 			dBlock -= int64(b.size)
-			dKV -= int64(b.e.KeyLen) + int64(b.size-layout.EntryHeader-uint64(b.e.KeyLen)-uint64(b.e.Slack))
+			dKV -= int64(b.kl + b.vl)
 			if err := t.free(b); err != nil {
 				return err
 			}
@@ -323,13 +323,13 @@ func (t *txn) apply() error {
 	t.add(layout.CommitsOff, 1)
 	faultPoint("counts")
 	if invariants {
-		t.checkApplyBudget(from, s.replayBudget(n))
+		t.checkApplyBudget(from, s.replayBudget(its))
 	}
 	return nil
 }
 
 // liveBlock is blockAt for a block that holds an entry (even Seq, not
-// free, lengths that fit).
+// free, lengths that fit), with its key and value lengths.
 func (s *Store) liveBlock(off uint64) (block, error) {
 	b, err := s.blockAt(off, s.geo.Size)
 	if err != nil {
@@ -338,10 +338,28 @@ func (s *Store) liveBlock(off uint64) (block, error) {
 	if b.e.Seq.Load()&1 != 0 || b.flags&layout.SizeFree != 0 {
 		return b, fmt.Errorf("%w: block %#x should hold an entry but is free", ErrCorrupt, off)
 	}
-	if layout.EntryHeader+uint64(b.e.KeyLen)+uint64(b.e.Slack) > b.size {
-		return b, fmt.Errorf("%w: entry at %#x: key of %d bytes and slack of %d in a block of %d", ErrCorrupt, off, b.e.KeyLen, b.e.Slack, b.size)
+	kl, slack := uint64(b.e.KeyLen), uint64(b.e.Slack)
+	if layout.EntryHeader+kl+slack > b.size {
+		return b, fmt.Errorf("%w: entry at %#x: key of %d bytes and slack of %d in a block of %d", ErrCorrupt, off, kl, slack, b.size)
 	}
+	b.kl, b.vl = kl, b.size-layout.EntryHeader-kl-slack
 	return b, nil
+}
+
+// loadIntents copies the journal's first n intents out of the region and
+// checks each copy. The copies live in the Store (guarded by wmu) and are
+// valid until the next call.
+func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
+	if n > s.geo.MaxIntents {
+		return nil, fmt.Errorf("%w: journal holds %d intents, capacity %d", ErrCorrupt, n, s.geo.MaxIntents)
+	}
+	s.itBuf = append(s.itBuf[:0], s.intents[:n]...)
+	for i := range s.itBuf {
+		if err := s.checkIntent(&s.itBuf[i]); err != nil {
+			return nil, err
+		}
+	}
+	return s.itBuf, nil
 }
 
 // checkIntent validates an intent read back from the region.
@@ -395,12 +413,11 @@ func (s *Store) recoverJournal() error {
 			return fmt.Errorf("%w: journal commit mark %d past its %d records", ErrCorrupt, c, n)
 		}
 		// The replay must fit the log, as the writer's budget made sure.
-		for i := range ni {
-			if err := s.checkIntent(s.intentRec(i)); err != nil {
-				return err
-			}
+		its, err := s.loadIntents(ni)
+		if err != nil {
+			return err
 		}
-		if need := uint64(c) + s.replayBudget(ni); need > uint64(s.geo.MaxUndo) {
+		if need := uint64(c) + s.replayBudget(its); need > uint64(s.geo.MaxUndo) {
 			return fmt.Errorf("%w: journal of %d intents needs %d undo records to replay, has %d", ErrCorrupt, ni, need-uint64(c), s.geo.MaxUndo-c)
 		}
 		if err := s.undo(c, n); err != nil {

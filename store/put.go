@@ -168,7 +168,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 			return errMismatch
 		}
 	case condEqual:
-		if !p.found || !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
+		if !p.found || !bytes.Equal(s.value(p.b), old) {
 			return errMismatch
 		}
 	}
@@ -245,7 +245,7 @@ func (t *txn) del(key, old []byte) error {
 	if !p.found {
 		return ErrNotFound
 	}
-	if old != nil && !bytes.Equal(s.entryValue(layout.SlotOffset(p.word), p.entry), old) {
+	if old != nil && !bytes.Equal(s.value(p.b), old) {
 		return errMismatch
 	}
 	if err := t.budget(mutDelete, p.probed); err != nil {

@@ -55,9 +55,10 @@ type Store struct {
 	// wmu serializes this Store's writers, so the writer lock (whose word
 	// holds the Store's identity) is taken by one goroutine at a time.
 	wmu   sync.Mutex
-	tx    txn        // the transaction in progress; guarded by wmu
-	batch batchIndex // reused by each Update; guarded by wmu
-	b     Batch      // the Batch each Update hands out; guarded by wmu
+	tx    txn             // the transaction in progress; guarded by wmu
+	batch batchIndex      // reused by each Update; guarded by wmu
+	b     Batch           // the Batch each Update hands out; guarded by wmu
+	itBuf []layout.Intent // the journal's intents, copied out (loadIntents); guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
 }
