@@ -342,8 +342,8 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		pos += b.size
 	}
 	t := s.begin()
-	next := gap.off // the cursor after this step
-	cur := gap      // what is left of the gap
+	next := gap.off         // the cursor after this step
+	cur := gap              // what is left of the gap
 	q := gap.off + gap.size // the next old block
 	for q < top && t.moved < maxBytes {
 		b, err := s.blockAt(q, top)
