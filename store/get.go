@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 
 	"github.com/shmkv/shmkv/layout"
@@ -64,9 +65,22 @@ func (s *Store) unguard(g *guard, err *error) {
 
 // faultError describes a recovered fault as class, or re-panics a panic
 // that is not a memory fault (this process's own bug).
+//
+// As a backstop, a failed bounds check also becomes ErrCorrupt: every
+// length and offset taken from the region is checked before use, so one
+// that still reaches an index or a slice out of range was changed by
+// another process between two loads that should have been one.
 func faultError(r any, class error) error {
 	if c, ok := r.(corruption); ok {
 		return c.err
+	}
+	if be, ok := r.(*offsetptr.BoundsError); ok {
+		return fmt.Errorf("%w: a link in the region leads outside it: %v", ErrCorrupt, be)
+	}
+	if re, ok := r.(runtime.Error); ok {
+		if msg := re.Error(); strings.Contains(msg, "index out of range") || strings.Contains(msg, "slice bounds out of range") {
+			return fmt.Errorf("%w: a length read from the region changed under this process: %v", ErrCorrupt, re)
+		}
 	}
 	if _, fault := r.(interface{ Addr() uintptr }); !fault {
 		panic(r)

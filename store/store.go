@@ -67,7 +67,7 @@ type Store struct {
 // errors.Is(err, fs.ErrExist) if one of that name exists.
 func Create(name string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
-	s, err := create(name, &o)
+	s, err := guardOpen(func() (*Store, error) { return create(name, &o) })
 	if err != nil {
 		return nil, wrapErr("create", name, err)
 	}
@@ -80,7 +80,7 @@ func Create(name string, opts *Options) (*Store, error) {
 // rest was fixed when the store was created.
 func Open(name string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
-	s, err := open(name, &o, false)
+	s, err := guardOpen(func() (*Store, error) { return open(name, &o, false) })
 	if err != nil {
 		return nil, wrapErr("open", name, err)
 	}
@@ -93,7 +93,7 @@ func Open(name string, opts *Options) (*Store, error) {
 func OpenOrCreate(name string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
 	for range 100 {
-		s, err := open(name, &o, true)
+		s, err := guardOpen(func() (*Store, error) { return open(name, &o, true) })
 		if !errors.Is(err, fs.ErrNotExist) {
 			if err != nil {
 				return nil, wrapErr("open", name, err)
@@ -103,7 +103,7 @@ func OpenOrCreate(name string, opts *Options) (*Store, error) {
 		if o.ReadOnly {
 			return nil, wrapErr("open", name, err)
 		}
-		s, err = create(name, &o)
+		s, err = guardOpen(func() (*Store, error) { return create(name, &o) })
 		if !errors.Is(err, fs.ErrExist) {
 			if err != nil {
 				return nil, wrapErr("create", name, err)
@@ -124,6 +124,19 @@ func Remove(name string) error {
 		return wrapErr("remove", name, err)
 	}
 	return nil
+}
+
+// guardOpen runs an open or a create with the fault guard every other
+// operation has: the object may be truncated, or its header changed, by
+// another process while this one reads it.
+func guardOpen(fn func() (*Store, error)) (s *Store, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, faultError(r, ErrCorrupt)
+		}
+	}()
+	return fn()
 }
 
 // wrapErr names the store and operation once, keeping the cause for
