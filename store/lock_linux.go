@@ -20,7 +20,6 @@ package store
 // identity in place of the constant 1.
 
 import (
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -63,7 +62,15 @@ func (s *Store) lockSlow(w *atomic.Uint32) error {
 			v |= layout.WaitersBit
 		}
 		if v&^layout.WaitersBit == s.ident {
-			return fmt.Errorf("%w: the writer lock names this Store as holder while it is not", ErrCorrupt)
+			// This Store does not hold the lock (wmu is ours, and we are
+			// here), so the word is stale or forged by another process:
+			// take it over like a dead holder's, and repair.
+			if w.CompareAndSwap(v, s.ident|layout.WaitersBit) {
+				s.tookOver.Add(1)
+				s.hdr.Meta.TakeOvers.Add(1)
+				return nil
+			}
+			continue
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {

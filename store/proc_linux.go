@@ -10,6 +10,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -50,14 +51,38 @@ func ofdLock(fd int, at int64, typ int16) (bool, error) {
 	return true, nil
 }
 
-// ofdHeld reports whether another open file description holds a lock on the
-// byte at.
+// ofdHeld reports whether another open file description holds a write
+// lock on the byte at. Read locks do not count: a slot's owner takes a
+// write lock, and anyone who can read the object can take a read lock,
+// which must not make a dead holder look alive. (A read-lock query
+// conflicts only with write locks.)
 func ofdHeld(fd int, at int64) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: at, Len: 1}
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: at, Len: 1}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
 		return false, os.NewSyscallError("fcntl(F_OFD_GETLK)", err)
 	}
-	return lk.Type != unix.F_UNLCK, nil
+	return lk.Type == unix.F_WRLCK, nil
+}
+
+// foreignReadLocks counts the bytes in [from, from+n) on which another
+// open file description holds a read lock: no Store takes one there, so
+// each is some other process's doing (a read-only user can).
+func foreignReadLocks(fd int, from, n int64) int {
+	count := 0
+	for at, end := from, from+n; at < end; {
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: at, Len: end - at}
+		if unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk) != nil || lk.Type == unix.F_UNLCK {
+			break
+		}
+		if lk.Type == unix.F_RDLCK {
+			count += int(min(lk.Start+max(lk.Len, 1), end) - max(lk.Start, at))
+		}
+		if lk.Len == 0 { // to the end of the file
+			break
+		}
+		at = lk.Start + lk.Len
+	}
+	return count
 }
 
 // startTime is field 22 of /proc/PID/stat: clock ticks since boot when the
@@ -97,7 +122,7 @@ func (s *Store) attach() error {
 			return err
 		}
 		if !ok {
-			continue
+			continue // another Store's, or read-locked by someone else
 		}
 		// INVARIANT: the generation changes before this slot's new owner can
 		// take the writer lock, so a lock word naming the slot's previous
@@ -114,6 +139,10 @@ func (s *Store) attach() error {
 		ps.Attached.Store(time.Now().UnixNano())
 		s.slot, s.ident = slot, identity(slot, gen)
 		return nil
+	}
+	if n := foreignReadLocks(s.obj.fd(), layout.SlotLockBase, layout.NumSlots); n > 0 {
+		return fmt.Errorf("%w: %d of the %d process slots are read-locked by processes that are not shmkv writers (a user with read access can do this)",
+			ErrBusy, n, layout.NumSlots)
 	}
 	return ErrBusy
 }

@@ -62,11 +62,16 @@ type Stats struct {
 	// THPShmem is /sys/kernel/mm/transparent_hugepage/shmem_enabled.
 	THPShmem string
 
-	Writer     LockHolder
-	Attached   int    // Stores attached now (read-only ones are not counted)
-	Commits    uint64 // transactions committed since creation
-	Recoveries uint64 // journals repaired after a writer died
-	TakeOvers  uint64 // writer locks taken over from dead holders, by any process
+	Writer   LockHolder
+	Attached int // Stores attached now (read-only ones are not counted)
+	// ForeignLocks counts process slots that another process holds a read
+	// lock on. No Store takes one: it is someone with read access to the
+	// object, and it keeps new writers from those slots (liveness ignores
+	// it).
+	ForeignLocks int
+	Commits      uint64 // transactions committed since creation
+	Recoveries   uint64 // journals repaired after a writer died
+	TakeOvers    uint64 // writer locks taken over from dead holders, by any process
 	// TakeOversHere counts those this Store took over.
 	TakeOversHere int64
 
@@ -130,6 +135,7 @@ func (s *Store) Stats() Stats {
 	}
 	st.Backing = s.backing(st.HugePageBytes)
 	st.Writer = s.lockHolder()
+	st.ForeignLocks = foreignReadLocks(s.obj.fd(), layout.SlotLockBase, layout.NumSlots)
 	for i := range layout.NumSlots {
 		if pid := s.procSlot(i).PID.Load(); pid != 0 {
 			if s.ident != 0 && i == s.slot {
