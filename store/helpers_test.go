@@ -17,7 +17,7 @@ func testName(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("shmkv-test-%d-%d", os.Getpid(), nameSeq.Add(1))
 	t.Cleanup(func() {
-		if err := Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -117,6 +117,16 @@ type Options struct {
 	// InitTimeout bounds how long Open waits for a store that another
 	// process is still creating. Default 3s.
 	InitTimeout time.Duration
+	// Owners, when not empty, lists the user ids this process trusts to own
+	// the store: Open and OpenOrCreate refuse an object owned by anyone
+	// else, or one that group or others may write beyond Mode, with an
+	// error satisfying errors.Is(err, fs.ErrPermission) that says whose it
+	// is. Without it, Open accepts any owner (sharing a store between users
+	// is a feature), while OpenOrCreate, which would create the store if it
+	// were missing, requires the process's own effective uid, as if Owners
+	// held just that: a name another user took first is refused, never
+	// used.
+	Owners []int
 }
 
 func (o *Options) withDefaults() Options {

@@ -51,8 +51,10 @@ type Stats struct {
 	NoReserve bool
 	Populate  bool
 	Lock      bool
-	Mode      fs.FileMode
-	ReadOnly  bool // this Store
+	Mode      fs.FileMode // the object's permission now (fstat), not only at creation
+	Owner     int         // the object's owner's uid
+	OwnerName string      // and name, if known
+	ReadOnly  bool        // this Store
 
 	// Backing says what memory the store really got.
 	Backing string
@@ -102,7 +104,7 @@ func (s *Store) Stats() Stats {
 		NoReserve:     s.flags&layout.FlagNoReserve != 0,
 		Populate:      s.populated,
 		Lock:          s.locked,
-		Mode:          fs.FileMode(h.Mode).Perm(),
+
 		ReadOnly:      s.readOnly,
 		THPShmem:      thpShmemSetting(),
 		Commits:       h.Meta.Commits.Load(),
@@ -134,6 +136,9 @@ func (s *Store) Stats() Stats {
 		st.HugePageBytes = hugeMapped(s.m.addr())
 	}
 	st.Backing = s.backing(st.HugePageBytes)
+	if uid, perm, err := s.obj.owner(); err == nil {
+		st.Mode, st.Owner, st.OwnerName = perm, uid, userName(uid)
+	}
 	st.Writer = s.lockHolder()
 	st.ForeignLocks = foreignReadLocks(s.obj.fd(), layout.SlotLockBase, layout.NumSlots)
 	for i := range layout.NumSlots {

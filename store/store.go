@@ -118,9 +118,11 @@ func OpenOrCreate(name string, opts *Options) (*Store, error) {
 
 // Remove unlinks the store's object. Processes that have it open keep
 // working on their mapping until they close it; a new Open fails with
-// fs.ErrNotExist and a new Create makes a fresh store.
+// fs.ErrNotExist and a new Create makes a fresh store. An object that is
+// not a shmkv store (its first word is not shmkv's magic) is left alone,
+// with ErrIncompatible.
 func Remove(name string) error {
-	if err := removeObject(name); err != nil {
+	if err := removeStore(name); err != nil {
 		return wrapErr("remove", name, err)
 	}
 	return nil
@@ -137,6 +139,15 @@ func guardOpen(fn func() (*Store, error)) (s *Store, err error) {
 		}
 	}()
 	return fn()
+}
+
+// Unlink unlinks the object of that name whatever it holds, store or not:
+// what `shmkv rm --force` does. Prefer Remove, which touches only stores.
+func Unlink(name string) error {
+	if err := removeObject(name); err != nil {
+		return wrapErr("remove", name, err)
+	}
+	return nil
 }
 
 // wrapErr names the store and operation once, keeping the cause for
@@ -312,6 +323,10 @@ func open(name string, o *Options, adopt bool) (*Store, error) {
 	}
 	obj, err := openObject(name, o.ReadOnly)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(obj, o, adopt); err != nil {
+		obj.file.Close()
 		return nil, err
 	}
 	deadline := time.Now().Add(o.InitTimeout)

@@ -23,7 +23,7 @@ func storeName(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("shmkv-xproc-%d-%d", os.Getpid(), nameSeq.Add(1))
 	t.Cleanup(func() {
-		if err := store.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := store.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})

@@ -36,7 +36,7 @@ func storeName(t testing.TB) string {
 
 func removeAtEnd(t testing.TB, name string) {
 	t.Cleanup(func() {
-		if err := store.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := store.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
