@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/shmkv/shmkv/layout"
 )
@@ -29,7 +30,7 @@ func (s *Store) Check() (err error) {
 	g := s.guard()
 	defer s.unguard(&g, &err)
 	if s.readOnly {
-		return s.check() // no lock without a slot: best effort
+		return s.checkUnlocked()
 	}
 	if err := s.lockWriter(); err != nil {
 		return err
@@ -39,6 +40,28 @@ func (s *Store) Check() (err error) {
 		return err
 	}
 	return s.check()
+}
+
+// checkUnlocked is Check for a read-only Store, which cannot take the
+// writer lock: it checks while writers may run, so a violation it finds
+// may be a transaction seen half done. It checks again until a pass sees
+// no commit start or finish; only violations found by such a pass are
+// reported. A store that never stops changing gets an error that says so.
+func (s *Store) checkUnlocked() error {
+	m, jh := &s.hdr.Meta, s.journal()
+	for range 50 {
+		before := m.Commits.Load()
+		if jh.State.Load() != layout.JournalIdle {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		err := s.check()
+		loadFence()
+		if m.Commits.Load() == before && jh.State.Load() == layout.JournalIdle {
+			return err
+		}
+	}
+	return fmt.Errorf("shmkv: the store changed during each of 50 checks; a read-only Store cannot stop writers, so Check is exact only between their transactions: run it from a writable Store (it takes the writer lock)")
 }
 
 type violations struct {
@@ -170,7 +193,11 @@ func (s *Store) check() error {
 	// Index.
 	overflow := make([]uint32, g.NumBuckets)
 	var count uint64
-	for bi := range g.NumBuckets {
+	for bi := uint64(0); bi < g.NumBuckets; bi++ {
+		if next := s.skipHole(bi); next != bi {
+			bi = next - 1
+			continue
+		}
 		b := s.bucket(bi)
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
@@ -212,7 +239,16 @@ func (s *Store) check() error {
 			}
 		}
 	}
-	for bi := range g.NumBuckets {
+	for bi := uint64(0); bi < g.NumBuckets; bi++ {
+		if next := s.skipHole(bi); next != bi {
+			bi = next - 1 // a hole: zero Overflow throughout
+			for j := bi + 1; j < next; j++ {
+				if overflow[j] != 0 {
+					v.add("bucket %d: overflow 0 (never written), %d keys probe past it", j, overflow[j])
+				}
+			}
+			continue
+		}
 		if got := s.bucket(bi).Overflow.Load(); got != overflow[bi] {
 			v.add("bucket %d: overflow %d, %d keys probe past it", bi, got, overflow[bi])
 		}

@@ -6,11 +6,14 @@ package store
 // writer on the same entry simply runs again.
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
@@ -144,18 +147,32 @@ func (s *Store) Len() (n int) {
 // whole and was in the store at some instant during Range, and a key
 // present throughout Range is seen once; keys put or deleted while it runs
 // may or may not be seen, and a key deleted and put again while Range runs
-// may be seen twice. key and value are fresh copies
-// fn may keep. fn may call the Store's other methods.
-func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
+// may be seen twice. key and value are fresh copies fn may keep (keeping
+// the key does not keep the value's memory). fn may call the Store's other
+// methods.
+func (s *Store) Range(fn func(key, value []byte) bool) error {
+	return s.scan(true, fn)
+}
+
+// RangeKeys is Range for keys alone: it copies no value.
+func (s *Store) RangeKeys(fn func(key []byte) bool) error {
+	return s.scan(false, func(k, _ []byte) bool { return fn(k) })
+}
+
+func (s *Store) scan(values bool, fn func(key, value []byte) bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	g := s.guard()
 	defer s.unguard(&g, &err)
-	for bi := range s.geo.NumBuckets {
+	for bi := uint64(0); bi < s.geo.NumBuckets; bi++ {
+		if next := s.skipHole(bi); next != bi {
+			bi = next - 1
+			continue
+		}
 		b := s.bucket(bi)
 		for i := range b.Slots {
-			k, v, ok, err := s.readSlot(&b.Slots[i])
+			k, v, ok, err := s.readSlot(&b.Slots[i], values)
 			if err != nil {
 				return fmt.Errorf("%w (bucket %d slot %d)", err, bi, i)
 			}
@@ -167,8 +184,28 @@ func (s *Store) Range(fn func(key, value []byte) bool) (err error) {
 	return nil
 }
 
-// readSlot copies the entry a slot names, whatever its key.
-func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err error) {
+// skipHole returns bucket bi, or, on a sparse (NoReserve) store where bi
+// starts a page the object has never had written, the first bucket past
+// the hole. Reading a hole would make tmpfs allocate it: a scan of a big
+// sparse store's index would fill /dev/shm with zero pages. A hole holds
+// zeros: empty buckets.
+func (s *Store) skipHole(bi uint64) uint64 {
+	const perPage = 4096 / layout.BucketSize
+	if s.flags&layout.FlagNoReserve == 0 || bi%perPage != 0 {
+		return bi
+	}
+	off := s.geo.IndexOff + bi*layout.BucketSize
+	data, err := unix.Seek(s.obj.fd(), int64(off), unix.SEEK_DATA)
+	if err != nil || uint64(data) <= off {
+		return bi // data here, or no answer: read it
+	}
+	next := (uint64(data) - s.geo.IndexOff) / layout.BucketSize
+	return min(max(next, bi+1), s.geo.NumBuckets)
+}
+
+// readSlot copies the entry a slot names, whatever its key; its value too
+// if values.
+func (s *Store) readSlot(slot *atomic.Uint64, values bool) (key, value []byte, ok bool, err error) {
 	g := &s.geo
 	for attempt := 0; attempt < 1<<20; attempt++ {
 		w := slot.Load()
@@ -193,12 +230,19 @@ func (s *Store) readSlot(slot *atomic.Uint64) (key, value []byte, ok bool, err e
 			}
 			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
 		}
-		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), size-layout.EntryHeader-slack)
-		buf := append([]byte(nil), b...)
+		n := kl
+		if values {
+			n = size - layout.EntryHeader - slack
+		}
+		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), n)
+		key = bytes.Clone(b[:kl])
+		if values {
+			value = bytes.Clone(b[kl:]) // not nil when empty
+		}
 		if s.unstable(slot, w, hw, h, readMatch) == readRetry {
 			continue
 		}
-		return buf[:kl:kl], buf[kl:], true, nil
+		return key, value, true, nil
 	}
 	return nil, nil, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
 }

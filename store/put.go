@@ -61,6 +61,14 @@ const (
 	condEqual       // only if the key's value equals old
 )
 
+// ValueLimit is the longest value that a key of keyLen bytes can ever
+// have in this store: a tool reading a value from a stream reads at most
+// one byte more before it knows the value cannot fit.
+func (s *Store) ValueLimit(keyLen int) int {
+	room := int64(s.geo.HeapSize) - layout.EntryHeader - int64(keyLen)
+	return int(max(min(room, MaxValueSize), 0))
+}
+
 func (s *Store) checkSizes(key, value []byte) error {
 	if len(key) > MaxKeySize {
 		return fmt.Errorf("%w: key of %d bytes, at most %d", ErrTooLarge, len(key), MaxKeySize)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -34,17 +35,25 @@ func (c *cli) put(args []string) error {
 		return err
 	}
 	key := []byte(rest[0])
-	var value []byte
-	if len(rest) == 2 {
-		value = []byte(rest[1])
-	} else if value, err = io.ReadAll(c.stdin); err != nil {
-		return fmt.Errorf("reading the value from stdin: %w", err)
-	}
 	s, err := c.openOrCreate()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	var value []byte
+	if len(rest) == 2 {
+		value = []byte(rest[1])
+	} else {
+		// Read no more than the store could ever hold, plus one byte to
+		// know the value is too large: never all of an endless stream.
+		limit := s.ValueLimit(len(key))
+		if value, err = io.ReadAll(io.LimitReader(c.stdin, int64(limit)+1)); err != nil {
+			return fmt.Errorf("reading the value from stdin: %w", err)
+		}
+		if len(value) > limit {
+			return fmt.Errorf("put %q: %w: the value on stdin is longer than the %d bytes this store can hold for this key", key, store.ErrTooLarge, limit)
+		}
+	}
 	if err := s.Put(key, value); err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
@@ -155,8 +164,10 @@ func (c *cli) keys(args []string) error {
 		return err
 	}
 	defer s.Close()
+	// Keys only: a value is never copied, so this holds the keys' bytes
+	// and no more.
 	var keys [][]byte
-	err = s.Range(func(k, _ []byte) bool {
+	err = s.RangeKeys(func(k []byte) bool {
 		if bytes.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
@@ -166,13 +177,12 @@ func (c *cli) keys(args []string) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	slices.SortFunc(keys, bytes.Compare)
-	var out bytes.Buffer
+	out := bufio.NewWriter(c.stdout) // streamed, not built whole in memory
 	for _, k := range keys {
 		out.Write(k)
 		out.WriteByte('\n')
 	}
-	_, err = c.stdout.Write(out.Bytes())
-	return err
+	return out.Flush()
 }
 
 func (c *cli) check(args []string) error {
