@@ -262,8 +262,19 @@ func (c *cli) create(args []string) error {
 }
 
 func (c *cli) rm(args []string) error {
-	if _, err := c.parse(c.flags("rm"), args, 0, 0); err != nil {
+	fl := c.flags("rm")
+	force := fl.Bool("force", false, "remove the object even if it is not a shmkv store")
+	if _, err := c.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
-	return store.Remove(c.name)
+	if *force {
+		return store.Unlink(c.name)
+	}
+	if err := store.Remove(c.name); err != nil {
+		if errors.Is(err, store.ErrIncompatible) {
+			return fmt.Errorf("%w (rm --force removes it anyway)", err)
+		}
+		return err
+	}
+	return nil
 }

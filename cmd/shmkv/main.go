@@ -67,7 +67,7 @@ func init() {
 		{name: "compact", args: "", summary: "move entries so free space is one piece (a progress bar on a terminal; Ctrl-C stops it cleanly)", run: (*cli).compact},
 		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
 		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
-		{name: "rm", args: "", summary: "remove (unlink) the store; processes that have it open keep it", run: (*cli).rm},
+		{name: "rm", args: "[--force]", summary: "remove (unlink) the store; processes that have it open keep it. An object that is not a shmkv store is left alone unless --force", run: (*cli).rm},
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
 		{name: "bench", args: "[--readers 1] [--writers 1] [--duration 3s] [--keys 100000] [--key-size 16] [--value-size 100] [--scaling]", summary: "measure get and put throughput and latency of reader and writer processes on a fresh store", run: (*cli).bench},
