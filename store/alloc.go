@@ -118,7 +118,8 @@ func (s *Store) nextSeq(odd bool) uint32 {
 }
 
 // Reserve is how much of the wilderness ordinary allocation leaves alone:
-// twice the largest block, at most a tenth of the heap. Compaction needs a
+// twice the largest entry block committed so far (or the one being
+// placed), at most a tenth of the heap. Compaction needs a
 // place to move a block that does not fit the gap it is growing, and it
 // never needs more than twice the largest block there (compact.go).
 func (s *Store) reserve(size uint64) uint64 {
@@ -134,9 +135,6 @@ func (t *txn) alloc(size uint64) (uint64, error) { return t.allocWith(size, t.s.
 // allocWith is alloc leaving reserve bytes of the wilderness alone.
 func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
 	s := t.s
-	if a := &s.hdr.Alloc; size > a.MaxBlock.Load() {
-		storeWord(&a.MaxBlock, size) // a high-water mark: never undone
-	}
 	c := layout.ClassOf(size)
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {

@@ -212,7 +212,21 @@ func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
 			}
 			if p.probed == left {
 				deleted = k
-				return b.Delete(k)
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+				// Recovery must accept this journal if the writer dies right
+				// after its commit: the commit adds the FreeBytes record,
+				// and the replay must fit what is left.
+				its, err := s.loadIntents(tx.nIntents)
+				if err != nil {
+					return err
+				}
+				if c := uint64(tx.nUndo) + 1; c+s.replayBudget(its) > uint64(g.MaxUndo) {
+					return fmt.Errorf("recovery would refuse this journal: %d records at the commit and %d to replay, capacity %d",
+						c, s.replayBudget(its), g.MaxUndo)
+				}
+				return nil
 			}
 		}
 		return fmt.Errorf("setup: no key of the cluster probed exactly %d buckets", left)

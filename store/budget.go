@@ -37,10 +37,12 @@ const (
 	// undoMove: compaction's move of one entry allocates its new block and
 	// may move the cursor.
 	undoMove = undoAlloc + 1
-	// undoTxn: once per transaction: FreeBytes, which flushCounts writes
-	// at the commit, and after it the counters apply writes (FreeBytes
-	// again, Count, BlockUsed, KVBytes, Commits).
-	undoTxn = 6
+	// undoApply: once per transaction, after the commit: the counters
+	// apply writes (FreeBytes, Count, BlockUsed, KVBytes, Commits).
+	undoApply = 5
+	// undoTxn: once per transaction in all: undoApply, and FreeBytes,
+	// which flushCounts writes at the commit, before CommitUndo.
+	undoTxn = undoApply + 1
 )
 
 // Every mutation of the worst kind must fit an empty journal.
@@ -92,7 +94,7 @@ func (t *txn) budget(k mutKind, probed uint64) error {
 // for recovery to check before it replays: the same post-commit numbers
 // the writer reserved.
 func (s *Store) replayBudget(its []layout.Intent) uint64 {
-	need := uint64(undoTxn)
+	need := uint64(undoApply)
 	for i := range its {
 		it := &its[i]
 		switch {

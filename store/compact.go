@@ -137,15 +137,34 @@ func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress
 // pass cannot make room for them and size. REQUIRES: the writer lock.
 func (t *txn) makeRoom(size uint64) error {
 	s := t.s
-	ops, total, err := t.snapshot()
+	ops, total, largest, err := t.snapshot()
 	if err != nil {
 		return err
 	}
-	batch := t.batch
+	largest = max(largest, size)
+	batch, poison := t.batch, t.poison
 	t.rollback()
-	ok, cerr := s.compactFor(size + total)
+	// Compaction gathers free space; it creates none. When all of it
+	// cannot hold the mutations and the reserve, do not move a byte: the
+	// mutation is planned again below, and fails.
+	var cerr error
+	top, err := s.top()
+	if err != nil {
+		cerr = err
+	} else if free := s.hdr.Meta.FreeBytes.Load() + s.geo.Size - top; free >= size+total+s.reserve(largest) {
+		_, cerr = s.compactFor(size+total, largest)
+	}
+	if st := s.journal().State.Load(); st != layout.JournalIdle {
+		// A compaction transaction failed after its commit (damage): roll
+		// it forward now, or leave it for the next writer; never begin
+		// over it, which would wipe it.
+		if err := s.recoverJournal(); err != nil {
+			t.abandoned = true
+			return fmt.Errorf("%w; and repairing the compaction: %w", cerr, err)
+		}
+	}
 	s.begin()
-	t.batch = batch
+	t.batch, t.poison = batch, poison
 	if batch != nil {
 		batch.reset()
 	}
@@ -159,7 +178,7 @@ func (t *txn) makeRoom(size uint64) error {
 		}
 		if err != nil {
 			// fn was told these mutations succeeded: the whole transaction
-			// must fail.
+			// must fail, whatever fn does with the error.
 			t.poison = fmt.Errorf("planning a batch again after compacting: %w", err)
 			break
 		}
@@ -170,10 +189,8 @@ func (t *txn) makeRoom(size uint64) error {
 		return t.poison
 	case cerr != nil:
 		return cerr
-	case !ok:
-		return s.fullError(size)
 	}
-	t.noCompact = true // plan the mutation again, but compact only once
+	t.noCompact = true // the mutation is planned again: alloc decides
 	return nil
 }
 
@@ -184,11 +201,9 @@ type snapOp struct {
 }
 
 // snapshot copies the transaction's planned mutations, in order, and
-// returns the block bytes they take.
-func (t *txn) snapshot() ([]snapOp, uint64, error) {
+// returns the block bytes they take and the largest block.
+func (t *txn) snapshot() (ops []snapOp, total, largest uint64, err error) {
 	s := t.s
-	var ops []snapOp
-	var total uint64
 	for i := range t.nIntents {
 		it := s.intentRec(i)
 		nw, ow := it.New, it.Old // once each
@@ -198,17 +213,19 @@ func (t *txn) snapshot() ([]snapOp, uint64, error) {
 		}
 		b, err := s.liveBlock(layout.SlotOffset(w))
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 		kv := append([]byte(nil), s.kv(b)...)
 		kl := int(b.kl)
 		op := snapOp{key: kv[:kl:kl], value: kv[kl:], del: nw == 0}
 		if !op.del {
-			total += layout.BlockSize(uint64(len(op.key)), uint64(len(op.value)))
+			n := layout.BlockSize(uint64(len(op.key)), uint64(len(op.value)))
+			total += n
+			largest = max(largest, n)
 		}
 		ops = append(ops, op)
 	}
-	return ops, total, nil
+	return ops, total, largest, nil
 }
 
 // fullError is ErrFull for an entry of size bytes that found no room, with
@@ -221,8 +238,9 @@ func (s *Store) fullError(size uint64) error {
 		ErrFull, size, m.BlockUsed.Load(), m.FreeBytes.Load(), s.largestFree(), wild, min(wild, s.reserve(size)), s.geo.HeapSize)
 }
 
-// roomFor reports whether alloc would find size bytes now.
-func (s *Store) roomFor(size uint64) bool {
+// roomFor reports whether alloc would find size bytes now, keeping the
+// reserve for an entry of entry bytes.
+func (s *Store) roomFor(size, entry uint64) bool {
 	c := layout.ClassOf(size)
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {
@@ -239,7 +257,7 @@ func (s *Store) roomFor(size uint64) bool {
 		return true
 	}
 	top, err := s.top()
-	return err == nil && s.geo.Size-top >= size+s.reserve(size)
+	return err == nil && s.geo.Size-top >= size+s.reserve(entry)
 }
 
 // largestFree is the size of the largest free block (looking at up to 64
@@ -272,21 +290,31 @@ func (s *Store) largestFree() uint64 {
 	return 0
 }
 
-// compactFor compacts until alloc would find need bytes and the wilderness
-// holds its reserve again, or until a whole pass is done. It reports
-// whether need bytes fit. REQUIRES: the writer lock, the journal idle.
-func (s *Store) compactFor(need uint64) (bool, error) {
-	start := s.hdr.Alloc.Cursor.Load()
-	wrapped := false
+// compactFor compacts until alloc would find need bytes (keeping the
+// reserve for an entry of entry bytes) and the wilderness holds its reserve
+// again, or until there is nothing more to gain. It reports whether need
+// bytes fit. REQUIRES: the writer lock, the journal idle.
+//
+// It starts at the cursor, where the last compaction stopped, runs to the
+// heap top, then passes over the whole heap from the bottom: free space
+// gathers into one gap that reaches the never-used space only at the top.
+// A pass that had to leave a block in place (no room to move it) may have
+// split the free space in two; the next pass moves that block into what
+// the first gathered. So it stops after a whole pass that moved nothing,
+// or after two whole passes. A put thus moves at most every live byte
+// twice, plus twice the largest entry per pass.
+func (s *Store) compactFor(need, entry uint64) (bool, error) {
+	wraps := 0
+	var passMoved uint64
 	// Each step moves or passes at least one block, or wraps.
-	limit := 4*(s.geo.HeapSize/layout.EntrySize) + 16
+	limit := 8*(s.geo.HeapSize/layout.EntrySize) + 16
 	for range limit {
-		if s.roomFor(need) {
+		if s.roomFor(need, entry) {
 			top, err := s.top()
 			if err != nil {
 				return false, err
 			}
-			if s.geo.Size-top >= s.reserve(0) || wrapped {
+			if s.geo.Size-top >= s.reserve(0) || wraps > 0 {
 				return true, nil
 			}
 		}
@@ -295,14 +323,13 @@ func (s *Store) compactFor(need uint64) (bool, error) {
 			return false, err
 		}
 		if r.wrapped {
-			if wrapped {
-				return s.roomFor(need), nil
+			wraps++
+			if wraps >= 3 || (wraps >= 2 && passMoved == 0) {
+				return s.roomFor(need, entry), nil
 			}
-			wrapped = true
+			passMoved = 0
 		}
-		if wrapped && r.cursor >= start && !r.wrapped {
-			return s.roomFor(need), nil
-		}
+		passMoved += r.moved
 	}
 	return false, fmt.Errorf("%w: compaction made no progress in %d steps", ErrCorrupt, limit)
 }

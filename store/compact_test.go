@@ -3,6 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/shmkv/shmkv/layout"
@@ -47,5 +50,100 @@ func TestCompactFillsAGapWithSeveralMoves(t *testing.T) {
 	}
 	if st := s.Stats(); st.Fragmentation != 0 {
 		t.Fatalf("fragmentation %.3f after Compact, want 0", st.Fragmentation)
+	}
+}
+
+// TestGuaranteeNearTheLimit: random puts and deletes of 1 B to 4 KiB
+// values that keep the live blocks near the guarantee's limit. Every put
+// with live + new <= HeapSize - Reserve must succeed, whatever compaction
+// left behind (a cursor in mid-heap, a block that could not move).
+func TestGuaranteeNearTheLimit(t *testing.T) {
+	seedRng := spaceRand(t)
+	seed := seedRng.Uint64()
+	for round := range 8 {
+		rng := rand.New(rand.NewPCG(seed, uint64(round)))
+		s := newStore(t, &Options{Size: 1 << 20})
+		model := map[string][]byte{}
+		var live uint64
+		for op := range 4000 {
+			k := fmt.Sprintf("k%d", rng.IntN(400))
+			if old, ok := model[k]; ok && rng.IntN(3) == 0 {
+				if err := s.Delete([]byte(k)); err != nil {
+					t.Fatalf("seed %d round %d op %d: delete: %v", seed, round, op, err)
+				}
+				live -= layout.BlockSize(uint64(len(k)), uint64(len(old)))
+				delete(model, k)
+				continue
+			}
+			v := bytes.Repeat([]byte{byte(op)}, 1+rng.IntN(4096))
+			need := layout.BlockSize(uint64(len(k)), uint64(len(v)))
+			st := s.Stats()
+			within := uint64(st.BlockBytes)+need <= uint64(st.HeapSize-st.Reserve) && need <= uint64(st.HeapSize)/20
+			err := s.Put([]byte(k), v)
+			switch {
+			case err == nil:
+				if old, ok := model[k]; ok {
+					live -= layout.BlockSize(uint64(len(k)), uint64(len(old)))
+				}
+				model[k] = v
+				live += need
+			case errors.Is(err, ErrFull) && !within:
+				// Beyond the guarantee: allowed. Make room.
+				for mk := range model {
+					s.Delete([]byte(mk))
+					live -= layout.BlockSize(uint64(len(mk)), uint64(len(model[mk])))
+					delete(model, mk)
+					break
+				}
+			default:
+				t.Fatalf("seed %d round %d op %d: put of %d bytes with %d live of %d (reserve %d): %v",
+					seed, round, op, need, st.BlockBytes, st.HeapSize, st.Reserve, err)
+			}
+		}
+		for k, v := range model {
+			if got, err := s.Get([]byte(k)); err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("seed %d round %d: %s = %d bytes, %v; want %d bytes", seed, round, k, len(got), err, len(v))
+			}
+		}
+	}
+}
+
+// TestFailedPutLeavesReserve: a put that fails does not raise the
+// reserve, which follows the largest entry committed.
+func TestFailedPutLeavesReserve(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	if err := s.Put([]byte("small"), make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats().Reserve
+	if err := s.Put([]byte("huge"), make([]byte, s.Stats().HeapSize*95/100)); !errors.Is(err, ErrFull) {
+		t.Fatalf("put of 95%% of the heap: %v, want ErrFull", err)
+	}
+	if after := s.Stats().Reserve; after != before {
+		t.Fatalf("reserve %d after a failed put, %d before", after, before)
+	}
+}
+
+// TestPoisonedBatchNeverCommits: once a batch's mutations could not be
+// planned again after compacting, every later mutation of the batch fails
+// and the batch does not commit, even if fn ignores the errors.
+func TestPoisonedBatchNeverCommits(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	poison := errors.New("replay failed")
+	err := s.Update(func(b *Batch) error {
+		if err := b.Put([]byte("x"), []byte("acknowledged")); err != nil {
+			return err
+		}
+		s.tx.poison = poison // what makeRoom sets when a replay fails
+		if err := b.Put([]byte("z"), []byte("later")); !errors.Is(err, poison) {
+			t.Errorf("put after the poison: %v", err)
+		}
+		return nil // fn ignores it
+	})
+	if !errors.Is(err, poison) {
+		t.Fatalf("Update = %v, want the poison", err)
+	}
+	if _, err := s.Get([]byte("x")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("x after a failed batch: %v", err)
 	}
 }

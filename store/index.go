@@ -88,12 +88,17 @@ const (
 // the value. Otherwise the slot was given another word and then w again
 // before t4: the block at the offset was freed, and a block was created
 // there and published, its header written, with a fresh Seq (W2), before
-// t4. At t5 the reader finds that header (or a later fresh Seq): not h. The
-// one way left is that between t4 and t5 that block too was freed, merged
-// into a neighbour and overwritten by a value whose 8 bytes at that offset
-// equal h exactly: a value crafted to hold a past header, written while a
-// reader is stopped between two adjacent loads and the same key is
-// republished at the same offset. Blocks merge and split (alloc.go), so an
+// t4. At t5 the reader finds that header (or a later fresh Seq): not h.
+//
+// What is left needs the same key republished at the same offset while the
+// reader is stopped, and 8 bytes at that offset equal to h exactly at the
+// reader's two header loads: either a value crafted to hold a header, past
+// or future (Alloc.SeqNext is readable, so the next Seq can be predicted),
+// written where the old header was; or 2^32 sequence numbers handed out
+// while the reader is stopped (about 4 per put: ten minutes of 1.8 million
+// puts a second; a SIGSTOPped reader) and the same Seq and Size met again
+// at that offset. A process that can write values can write the key
+// anyway; entry checksums will close the rest. Blocks merge and split (alloc.go), so an
 // old offset may lie anywhere inside a block now; every length the reader
 // takes from there is checked against the region before use, so it may
 // read garbage, but only ever rejects it (readRetry) or reports damage

@@ -60,6 +60,10 @@ type txn struct {
 	replaying bool
 	noCompact bool
 	poison    error
+	// abandoned: makeRoom could not bring the journal back to idle; the
+	// transaction must not touch it again (rollback leaves it to the next
+	// writer's recovery).
+	abandoned bool
 	// moved is the bytes of entries a compaction transaction moves.
 	moved uint64
 
@@ -229,6 +233,9 @@ func (t *txn) commit() error {
 
 // rollback undoes everything the transaction changed.
 func (t *txn) rollback() {
+	if t.abandoned {
+		return
+	}
 	if err := t.s.undo(0, t.nUndo); err != nil {
 		// Records this process just wrote are valid; failing here is a bug.
 		panic(err)
@@ -295,6 +302,10 @@ func (t *txn) apply() error {
 			}
 			dBlock += int64(b.size)
 			dKV += int64(b.kl + b.vl)
+			if a := &s.hdr.Alloc; b.size > a.MaxBlock.Load() {
+				// A high-water mark of committed entries, never undone.
+				storeWord(&a.MaxBlock, b.size)
+			}
 		}
 		if it.Old != 0 {
 			b, err := s.liveBlock(layout.SlotOffset(it.Old))

@@ -163,6 +163,9 @@ func (s *Store) repairAfterPanic() (err error) {
 // put plans key=value: the new block is filled and the intent recorded.
 func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	s := t.s
+	if t.poison != nil {
+		return t.poison
+	}
 	if err := s.checkSizes(key, value); err != nil {
 		return err
 	}
@@ -196,7 +199,14 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		return err
 	}
 	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
-	off, err := t.alloc(size)
+	var off uint64
+	if t.replaying {
+		// Planned once already, when the reserve was kept: now it only
+		// has to fit.
+		off, err = t.allocWith(size, 0)
+	} else {
+		off, err = t.alloc(size)
+	}
 	if err == errNoRoom {
 		if t.replaying || t.noCompact {
 			return s.fullError(size)
@@ -243,6 +253,9 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 // del plans deleting key (if its value is old, when old != nil).
 func (t *txn) del(key, old []byte) error {
 	s := t.s
+	if t.poison != nil {
+		return t.poison
+	}
 	if len(key) > MaxKeySize {
 		return ErrNotFound
 	}
