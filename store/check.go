@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -22,7 +23,11 @@ import (
 // place fit its key's hash; every bucket's Overflow equals the number of
 // keys that probe past it; the counts in Meta match what is there.
 func (s *Store) Check() (err error) {
-	s.wmu.Lock()
+	if !s.wmu.TryLock() {
+		if err := s.lockSlowly(context.Background()); err != nil {
+			return err
+		}
+	}
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
@@ -32,7 +37,7 @@ func (s *Store) Check() (err error) {
 	if s.readOnly {
 		return s.checkUnlocked()
 	}
-	if err := s.lockWriter(); err != nil {
+	if err := s.lockWriter(context.Background()); err != nil {
 		return err
 	}
 	defer s.unlockWriter()

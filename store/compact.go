@@ -89,7 +89,7 @@ func (s *Store) Compact(ctx context.Context) (CompactProgress, error) {
 // transaction.
 func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress)) (CompactProgress, error) {
 	var p CompactProgress
-	err := s.withLock(func(*txn) error {
+	err := s.withLock(ctx, func(*txn) error {
 		top, err := s.top()
 		if err != nil {
 			return err
@@ -107,7 +107,7 @@ func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress
 			return p, err
 		}
 		var r stepResult
-		err := s.withLock(func(*txn) (err error) {
+		err := s.withLock(ctx, func(*txn) (err error) {
 			r, err = s.compactStep(compactSlice)
 			return err
 		}, false)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -210,7 +211,7 @@ func TestDeadHolderTakenOver(t *testing.T) {
 	defer b.Close()
 
 	// a starts a put and "dies" in the middle of it.
-	if err := a.lockWriter(); err != nil {
+	if err := a.lockWriter(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	tx := a.begin()

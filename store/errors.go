@@ -31,6 +31,14 @@ var (
 	// ErrHugePages is returned when huge pages were asked for and the host
 	// cannot give them; the message says what to set up.
 	ErrHugePages = errors.New("shmkv: huge pages unavailable")
+	// ErrLockTimeout is returned by a write that gave up waiting for the
+	// writer lock at its deadline (the context of UpdateContext, or
+	// Options.WriteTimeout): a live process held it all that time. The
+	// message names its pid; the error also wraps the context's error.
+	ErrLockTimeout = errors.New("shmkv: writer lock not acquired in time")
+	// ErrInUpdate is returned by a Store method called from inside the fn
+	// of that Store's Update, which holds the writer: use the Batch.
+	ErrInUpdate = errors.New("shmkv: Store method called inside its own Update; use the Batch")
 )
 
 // Errors about the region itself, shared with package layout.

@@ -20,6 +20,8 @@ package store
 // identity in place of the constant 1.
 
 import (
+	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -33,19 +35,53 @@ const (
 	futexWake = 1
 )
 
-// lockWriter takes the writer lock. REQUIRES: s.wmu held, so at most one
-// goroutine of this Store is here.
+// lockWriter takes the writer lock, waiting for a live holder until the
+// write's deadline (ctx, or Options.WriteTimeout; none by default).
+// REQUIRES: s.wmu held, so at most one goroutine of this Store is here.
 // The caller then runs repairIfNeeded before touching anything else.
-func (s *Store) lockWriter() error {
+func (s *Store) lockWriter(ctx context.Context) error {
 	w := &s.hdr.Lock.Word
 	if w.CompareAndSwap(0, s.ident) {
 		return nil
 	}
-	return s.lockSlow(w)
+	return s.lockSlow(ctx, w)
 }
 
-func (s *Store) lockSlow(w *atomic.Uint32) error {
-	deadline := time.Now().Add(s.lockTimeout)
+// writeDeadline is when a write that starts now must give up waiting:
+// the sooner of ctx's deadline and Options.WriteTimeout, or zero for none.
+func (s *Store) writeDeadline(ctx context.Context, start time.Time) time.Time {
+	var d time.Time
+	if s.writeTimeout > 0 {
+		d = start.Add(s.writeTimeout)
+	}
+	if cd, ok := ctx.Deadline(); ok && (d.IsZero() || cd.Before(d)) {
+		d = cd
+	}
+	return d
+}
+
+// lockWaitError is the error of a write that gave up waiting for the
+// writer lock: it says who holds it.
+func (s *Store) lockWaitError(ctx context.Context, start time.Time) error {
+	cause := ctx.Err()
+	if cause == nil {
+		cause = context.DeadlineExceeded
+	}
+	h := s.lockHolder()
+	who := "a process that could not be identified"
+	if h.PID != 0 {
+		who = fmt.Sprintf("pid %d", h.PID)
+		if !h.Alive {
+			who += " (being taken over)"
+		}
+	}
+	return fmt.Errorf("%w: %w: the writer lock was held by %s for the %v this write waited", ErrLockTimeout, cause, who, time.Since(start).Round(time.Millisecond))
+}
+
+func (s *Store) lockSlow(ctx context.Context, w *atomic.Uint32) error {
+	start := time.Now()
+	giveUp := s.writeDeadline(ctx, start)
+	deadline := start.Add(s.lockTimeout)
 	for {
 		v := w.Load()
 		if v == 0 {
@@ -72,8 +108,17 @@ func (s *Store) lockSlow(w *atomic.Uint32) error {
 			}
 			continue
 		}
+		if ctx.Err() != nil || (!giveUp.IsZero() && !time.Now().Before(giveUp)) {
+			return s.lockWaitError(ctx, start)
+		}
 		wait := time.Until(deadline)
-		if wait <= 0 {
+		if !giveUp.IsZero() {
+			wait = min(wait, time.Until(giveUp))
+		}
+		if ctx.Done() != nil {
+			wait = min(wait, 20*time.Millisecond) // to see a cancel
+		}
+		if !time.Now().Before(deadline) {
 			if !s.alive(v) {
 				// Take over from the dead holder. Only one CAS from v wins.
 				if w.CompareAndSwap(v, s.ident|layout.WaitersBit) {
@@ -86,6 +131,9 @@ func (s *Store) lockSlow(w *atomic.Uint32) error {
 			}
 			deadline = time.Now().Add(s.lockTimeout)
 			continue
+		}
+		if wait <= 0 {
+			continue // the write's deadline: checked above
 		}
 		ts := unix.NsecToTimespec(int64(wait))
 		futex(w, futexWait, v, &ts)

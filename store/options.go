@@ -117,6 +117,11 @@ type Options struct {
 	// InitTimeout bounds how long Open waits for a store that another
 	// process is still creating. Default 3s.
 	InitTimeout time.Duration
+	// WriteTimeout bounds how long a write (Put, Delete, Update...) waits
+	// for the writer lock while a live process holds it; then it fails
+	// with ErrLockTimeout naming the holder. Default 0: wait as long as the
+	// holder runs. UpdateContext takes a deadline per call.
+	WriteTimeout time.Duration
 	// Owners, when not empty, lists the user ids this process trusts to own
 	// the store: Open and OpenOrCreate refuse an object owned by anyone
 	// else, or one that group or others may write beyond Mode, with an

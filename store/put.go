@@ -7,9 +7,12 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
@@ -83,21 +86,27 @@ func (s *Store) checkSizes(key, value []byte) error {
 }
 
 // update runs fn as one transaction under the writer lock.
-func (s *Store) update(fn func(t *txn) error) error { return s.withLock(fn, true) }
+func (s *Store) update(fn func(t *txn) error) error {
+	return s.withLock(context.Background(), fn, true)
+}
 
 // withLock runs fn holding the writer lock, with the journal idle (repaired
 // first if the last holder died mid-transaction). With tx, fn plans one
 // transaction, committed if fn returns nil and rolled back if not;
 // without, fn gets nil and runs transactions of its own (begin, commit or
 // rollback), as many as it likes.
-func (s *Store) withLock(fn func(t *txn) error, tx bool) (err error) {
+func (s *Store) withLock(ctx context.Context, fn func(t *txn) error, tx bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	s.wmu.Lock()
+	if !s.wmu.TryLock() {
+		if err := s.lockSlowly(ctx); err != nil {
+			return err
+		}
+	}
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
@@ -120,7 +129,7 @@ func (s *Store) withLock(fn func(t *txn) error, tx bool) (err error) {
 			}
 		}
 	}()
-	if err := s.lockWriter(); err != nil {
+	if err := s.lockWriter(ctx); err != nil {
 		return err
 	}
 	defer s.unlockWriter()
@@ -148,6 +157,51 @@ func (s *Store) withLock(fn func(t *txn) error, tx bool) (err error) {
 		return err
 	}
 	return t.commit()
+}
+
+// lockSlowly takes wmu, which another goroutine of this Store holds: it
+// fails at once if that goroutine is this one (a Store method called from
+// inside Update's fn), and gives up at the write's deadline.
+func (s *Store) lockSlowly(ctx context.Context) error {
+	if g := s.updateG.Load(); g != 0 && g == goid(make([]byte, 32)) {
+		return ErrInUpdate
+	}
+	start := time.Now()
+	giveUp := s.writeDeadline(ctx, start)
+	if giveUp.IsZero() && ctx.Done() == nil {
+		s.wmu.Lock()
+		return nil
+	}
+	for pause := time.Microsecond; !s.wmu.TryLock(); pause = min(2*pause, time.Millisecond) {
+		if ctx.Err() != nil || (!giveUp.IsZero() && !time.Now().Before(giveUp)) {
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return fmt.Errorf("%w: %w: another goroutine of this process held the Store's writer for the %v this write waited",
+				ErrLockTimeout, cause, time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(pause)
+	}
+	return nil
+}
+
+// goid is the running goroutine's id, from its stack header, which
+// runtime.Stack writes into buf (it escapes: Update passes a buffer of the
+// Store's, so it allocates nothing). It costs about a microsecond: only
+// Update, which runs user code holding the writer, and the path that found
+// the writer taken, ask for it.
+func goid(buf []byte) uint64 {
+	b := buf[:runtime.Stack(buf, false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // repairAfterPanic runs recovery for a transaction this process abandoned.

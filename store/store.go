@@ -39,10 +39,11 @@ type Store struct {
 	flags   uint32
 	huge    HugePages
 
-	readOnly    bool
-	lockTimeout time.Duration
-	populated   bool
-	locked      bool
+	readOnly     bool
+	lockTimeout  time.Duration
+	writeTimeout time.Duration
+	populated    bool
+	locked       bool
 
 	slot  int
 	ident uint32 // lock identity; 0 when not attached (read-only)
@@ -61,6 +62,12 @@ type Store struct {
 	itBuf []layout.Intent // the journal's intents, copied out (loadIntents); guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
+
+	// updateG is the goroutine running an Update's fn (0 when none), so
+	// that a Store method it calls fails with ErrInUpdate instead of
+	// waiting forever for the lock its own goroutine holds.
+	updateG atomic.Uint64
+	goidBuf [32]byte // for goid in Update; guarded by wmu
 }
 
 // Create creates a new store. It fails with an error satisfying
@@ -457,11 +464,12 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 	h := headerOf(r)
 	s := &Store{
 		name: name, obj: obj, m: m, r: r, hdr: h,
-		geo:         h.Geometry(),
-		flags:       h.Flags,
-		huge:        HugePages(h.HugePages),
-		readOnly:    o.ReadOnly,
-		lockTimeout: o.LockTimeout,
+		geo:          h.Geometry(),
+		flags:        h.Flags,
+		huge:         HugePages(h.HugePages),
+		readOnly:     o.ReadOnly,
+		lockTimeout:  o.LockTimeout,
+		writeTimeout: o.WriteTimeout,
 	}
 	buckets, err := offsetptr.SliceAt[layout.Bucket](r, offsetptr.Offset(s.geo.IndexOff), s.geo.NumBuckets)
 	if err != nil { // Validate has checked the geometry: never, short of a bug
