@@ -41,7 +41,6 @@ func (s *Store) Keys() iter.Seq[[]byte] {
 	}
 }
 
-
 // ForEach calls fn for each key and value, as Range does, until fn returns
 // an error, which ForEach returns; or the error that ended the scan.
 func (s *Store) ForEach(fn func(key, value []byte) error) error {
