@@ -13,20 +13,32 @@ import (
 	"github.com/shmkv/shmkv/store"
 )
 
-// openOrCreate is how put and get reach the store: it is created with the
-// defaults if missing, so the CLI works with no set-up.
+// openOrCreate is how put and cas --absent reach the store: it is created
+// with the defaults if missing, so the CLI works with no set-up. Only
+// commands that write a key create a store: a read never does, so a
+// mistyped --store cannot reserve memory in /dev/shm.
 func (c *cli) openOrCreate() (*store.Store, error) {
 	return store.OpenOrCreate(c.name, nil)
 }
 
-// open opens an existing store.
+// open opens an existing store; a missing one is exit 4 (noStore).
 func (c *cli) open(readOnly bool) (*store.Store, error) {
-	return store.Open(c.name, &store.Options{ReadOnly: readOnly})
+	s, err := store.Open(c.name, &store.Options{ReadOnly: readOnly})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, c.noStore(`create it with "shmkv create" or "shmkv put"`)
+	}
+	return s, err
+}
+
+// noStore is the exit-4 error for a store that does not exist; hint says
+// what to do.
+func (c *cli) noStore(hint string) error {
+	return &codeError{code: exitNoStore, msg: fmt.Sprintf("shmkv: store %q: no such store (%s)", c.name, hint)}
 }
 
 // notFound is the exit-1 error for a missing key.
 func (c *cli) notFound(key string) error {
-	return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: key %q not found", c.name, key)}
+	return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: key %s not found", c.name, keyString(key))}
 }
 
 func (c *cli) put(args []string) error {
@@ -51,11 +63,11 @@ func (c *cli) put(args []string) error {
 			return fmt.Errorf("reading the value from stdin: %w", err)
 		}
 		if len(value) > limit {
-			return fmt.Errorf("put %q: %w: the value on stdin is longer than the %d bytes this store can hold for this key", key, store.ErrTooLarge, limit)
+			return fmt.Errorf("put %s: %w: the value on stdin is longer than the %d bytes this store can hold for this key", keyString(string(key)), store.ErrTooLarge, limit)
 		}
 	}
 	if err := s.Put(key, value); err != nil {
-		return fmt.Errorf("put %q: %w", key, err)
+		return fmt.Errorf("put %s: %w", keyString(string(key)), err)
 	}
 	return nil
 }
@@ -63,11 +75,15 @@ func (c *cli) put(args []string) error {
 func (c *cli) get(args []string) error {
 	fl := c.flags("get")
 	raw := fl.Bool("raw", false, "print the exact bytes of the value, without a newline")
+	asJSON := fl.Bool("json", false, `print {"key":..,"value":..} and a newline; a key or value that is not UTF-8 is given in base64 as "key_base64" or "value_base64"`)
 	rest, err := c.parse(fl, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	s, err := c.openOrCreate()
+	if *raw && *asJSON {
+		return usagef("--raw and --json exclude each other")
+	}
+	s, err := c.open(false)
 	if errors.Is(err, fs.ErrPermission) {
 		// Reading needs only read permission.
 		s, err = c.open(true)
@@ -81,9 +97,12 @@ func (c *cli) get(args []string) error {
 		return c.notFound(rest[0])
 	}
 	if err != nil {
-		return fmt.Errorf("get %q: %w", rest[0], err)
+		return fmt.Errorf("get %s: %w", keyString(rest[0]), err)
 	}
-	if !*raw {
+	switch {
+	case *asJSON:
+		v = fmt.Appendf(nil, "{%s,%s}\n", jsonField("key", []byte(rest[0])), jsonField("value", v))
+	case !*raw:
 		v = append(v, '\n')
 	}
 	_, err = c.stdout.Write(v)
@@ -105,7 +124,7 @@ func (c *cli) del(args []string) error {
 		return c.notFound(rest[0])
 	}
 	if err != nil {
-		return fmt.Errorf("del %q: %w", rest[0], err)
+		return fmt.Errorf("del %s: %w", keyString(rest[0]), err)
 	}
 	return nil
 }
@@ -131,29 +150,43 @@ func (c *cli) cas(args []string) error {
 	default:
 		return usagef("want KEY OLD NEW (got %d arguments)", len(rest))
 	}
-	s, err := c.open(false)
+	// cas --absent writes a key that is absent: it creates the store as
+	// put does. cas KEY OLD NEW cannot succeed on a missing store, so it
+	// does not make one (exit 4, as for a read).
+	var s *store.Store
+	if *absent {
+		s, err = c.openOrCreate()
+	} else {
+		s, err = c.open(false)
+	}
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	ok, err := s.CompareAndSwap(key, old, new)
 	if err != nil {
-		return fmt.Errorf("cas %q: %w", key, err)
+		return fmt.Errorf("cas %s: %w", keyString(string(key)), err)
 	}
 	if !ok {
 		why := "its value is not OLD"
 		if *absent {
 			why = "it exists"
 		}
-		return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: cas %q: not swapped: %s", c.name, key, why)}
+		return &codeError{code: exitNotFound, msg: fmt.Sprintf("shmkv: store %q: cas %s: not swapped: %s", c.name, keyString(string(key)), why)}
 	}
 	return nil
 }
 
 func (c *cli) keys(args []string) error {
-	rest, err := c.parse(c.flags("keys"), args, 0, 1)
+	fl := c.flags("keys")
+	asJSON := fl.Bool("json", false, `print a JSON array of the keys; a key that is not UTF-8 is {"base64": "..."}`)
+	nul := fl.Bool("0", false, "end each key with a NUL byte instead of a newline (for keys that contain newlines; as xargs -0 reads)")
+	rest, err := c.parse(fl, args, 0, 1)
 	if err != nil {
 		return err
+	}
+	if *asJSON && *nul {
+		return usagef("--json and -0 exclude each other")
 	}
 	var prefix []byte
 	if len(rest) == 1 {
@@ -178,9 +211,18 @@ func (c *cli) keys(args []string) error {
 	}
 	slices.SortFunc(keys, bytes.Compare)
 	out := bufio.NewWriter(c.stdout) // streamed, not built whole in memory
-	for _, k := range keys {
-		out.Write(k)
-		out.WriteByte('\n')
+	switch {
+	case *asJSON:
+		writeKeysJSON(out, keys)
+	default:
+		end := byte('\n')
+		if *nul {
+			end = 0
+		}
+		for _, k := range keys {
+			out.Write(k)
+			out.WriteByte(end)
+		}
 	}
 	return out.Flush()
 }
@@ -216,13 +258,10 @@ func (c *cli) check(args []string) error {
 func (c *cli) create(args []string) error {
 	fl := c.flags("create")
 	o := store.Options{Size: store.DefaultSize, Mode: store.DefaultMode}
-	fl.Func("size", "`SIZE` of the store, such as 256M, 1G or 1048576 (default 64M)", func(v string) error {
-		n, err := store.ParseSize(v)
-		if err != nil {
-			return errors.New("bad size (want e.g. 256M, 1G or a byte count)")
-		}
+	fl.Func("size", "`SIZE` of the store, such as 256M, 1G or 1048576: from 256K to 1T (default 64M)", func(v string) error {
+		n, err := parseStoreSize(v)
 		o.Size = n
-		return nil
+		return err
 	})
 	fl.Func("entries", "hold at most `N` keys (default: chosen by the store from the size)", func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -255,8 +294,17 @@ func (c *cli) create(args []string) error {
 		return err
 	}
 	s, err := store.Create(c.name, &o)
+	if isShmFull(err, &o) {
+		return c.shmFull(o.Size, err)
+	}
 	if err != nil {
 		return err
+	}
+	if o.HugePages == store.HugeTransparent {
+		st := s.Stats()
+		if w := thpWarning(c.name, thpShmemSetting(&st)); w != "" {
+			fmt.Fprintln(c.stderr, w)
+		}
 	}
 	return s.Close()
 }
@@ -267,14 +315,17 @@ func (c *cli) rm(args []string) error {
 	if _, err := c.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
+	var err error
 	if *force {
-		return store.Unlink(c.name)
+		err = store.Unlink(c.name)
+	} else {
+		err = store.Remove(c.name)
 	}
-	if err := store.Remove(c.name); err != nil {
-		if errors.Is(err, store.ErrIncompatible) {
-			return fmt.Errorf("%w (rm --force removes it anyway)", err)
-		}
-		return err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return c.noStore("nothing removed")
+	case errors.Is(err, store.ErrIncompatible):
+		return fmt.Errorf("%w (rm --force removes it anyway)", err)
 	}
-	return nil
+	return err
 }

@@ -4,8 +4,10 @@
 //	shmkv [--store NAME] COMMAND [ARGS]
 //
 // NAME defaults to $SHMKV_STORE, else "shmkv". Run `shmkv help` for the
-// commands. Exit codes: 0 success; 1 key not found, CAS mismatch, or check
-// found damage; 2 usage; 3 any other error; 130 compact stopped by SIGINT.
+// commands. Flags may follow arguments; "--" ends them. Exit codes: 0
+// success; 1 key not found, CAS mismatch, or check found damage; 2 usage;
+// 3 any other error; 4 no such store; 130 compact stopped by SIGINT. The
+// README's CLI section lists every case.
 package main
 
 import (
@@ -30,6 +32,12 @@ const (
 	exitNotFound = 1 // key not found, CAS mismatch, check found damage, demo verification failed
 	exitUsage    = 2
 	exitError    = 3
+	// exitNoStore: the store does not exist (every command but put,
+	// cas --absent and create, which make it). Apart from 1, so that a
+	// script can tell a missing key (a cache miss) from a mistyped or
+	// vanished store (after a reboot), and apart from 3, which is for
+	// stores that exist but fail.
+	exitNoStore = 4
 )
 
 // envStore names the environment variable that sets the default store.
@@ -59,10 +67,10 @@ var commands []command
 func init() {
 	commands = []command{
 		{name: "put", args: "KEY [VALUE]", summary: "set KEY to VALUE; VALUE is read from stdin (exact bytes) when omitted", run: (*cli).put},
-		{name: "get", args: "[--raw] KEY", summary: "print KEY's value and a newline; --raw: the exact bytes only", run: (*cli).get},
+		{name: "get", args: "[--raw | --json] KEY", summary: "print KEY's value and a newline; --raw: the exact bytes only; --json: {\"key\":..,\"value\":..}", run: (*cli).get},
 		{name: "del", args: "KEY", summary: "delete KEY", run: (*cli).del},
-		{name: "cas", args: "KEY OLD NEW | cas --absent KEY NEW", summary: "set KEY to NEW only if its value is OLD (--absent: only if KEY is absent)", run: (*cli).cas},
-		{name: "keys", args: "[PREFIX]", summary: "print the keys (starting with PREFIX), sorted, one per line", run: (*cli).keys},
+		{name: "cas", args: "KEY OLD NEW | cas --absent KEY NEW", summary: "set KEY to NEW only if its value is OLD (--absent: only if KEY is absent, creating the store if missing)", run: (*cli).cas},
+		{name: "keys", args: "[--json | -0] [PREFIX]", summary: "print the keys (starting with PREFIX), sorted, one per line; --json: a JSON array; -0: each followed by a NUL byte", run: (*cli).keys},
 		{name: "stat", args: "[--json]", summary: "show sizes, fill, free space and fragmentation, compaction, options, backing memory, writer lock and counters", run: (*cli).stat},
 		{name: "compact", args: "", summary: "move entries so free space is one piece (a progress bar on a terminal; Ctrl-C stops it cleanly)", run: (*cli).compact},
 		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
@@ -71,6 +79,7 @@ func init() {
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
 		{name: "bench", args: "[--readers 1] [--writers 1] [--duration 3s] [--keys 100000] [--key-size 16] [--value-size 100] [--scaling]", summary: "measure get and put throughput and latency of reader and writer processes on a fresh store", run: (*cli).bench},
+		{name: "version", args: "", summary: "print shmkv's version and the store format version (also --version)", run: (*cli).version},
 		{name: "help", args: "[COMMAND]", summary: "print this help, or a command's", run: (*cli).help},
 		{name: "demo-worker", args: "ROLE STORE ID ...", summary: "a process of the demo", run: (*cli).demoWorker, hidden: true},
 		{name: "bench-worker", args: "ROLE STORE ID KEYS KEYSIZE VALUESIZE DURATION", summary: "a process of the bench", run: (*cli).benchWorker, hidden: true},
@@ -101,6 +110,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		def = defaultStoreName
 	}
 	top.StringVar(&c.name, "store", def, "")
+	showVersion := top.Bool("version", false, "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(stdout)
@@ -109,6 +119,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shmkv: %v\n", err)
 		c.usage(stderr)
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprint(stdout, versionText())
+		return exitOK
 	}
 	rest := top.Args()
 	if len(rest) == 0 {
@@ -188,21 +202,29 @@ func (c *cli) errLine(err error) string {
 	return fmt.Sprintf("shmkv: store %q: %s", c.name, msg)
 }
 
-// flags makes the FlagSet of a command; parse it with c.parse.
+// flags makes the FlagSet of a command; parse it with c.parse. Every
+// command takes --store too, so that it may also follow the command
+// (`shmkv get KEY --store NAME`).
 func (c *cli) flags(name string) *flag.FlagSet {
 	fl := flag.NewFlagSet(name, flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	fl.Usage = func() {}
+	fl.StringVar(&c.name, "store", c.name, "the store `NAME`, as before the command")
 	return fl
 }
 
 // parse parses a command's flags and checks it got between min and max
-// positional arguments (max < 0: no limit). -h prints the command's help.
+// positional arguments (max < 0: no limit). Flags may follow the
+// arguments, and "--" ends them (splitArgs). -h prints the command's help.
 func (c *cli) parse(fl *flag.FlagSet, args []string, min, max int) ([]string, error) {
-	if err := fl.Parse(args); err != nil {
+	flags, positional := splitArgs(fl, args)
+	if err := fl.Parse(append(append(flags, "--"), positional...)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.commandHelp(c.stdout, lookup(fl.Name()), fl)
 			return nil, errHelpShown
+		}
+		if strings.HasPrefix(err.Error(), "flag provided but not defined") {
+			return nil, usagef("%v (an argument that starts with a dash goes after \"--\", as in: shmkv %s -- -k)", err, fl.Name())
 		}
 		return nil, usagef("%v", err)
 	}
@@ -211,7 +233,7 @@ func (c *cli) parse(fl *flag.FlagSet, args []string, min, max int) ([]string, er
 	case len(rest) < min:
 		return nil, usagef("too few arguments (%d)", len(rest))
 	case max >= 0 && len(rest) > max:
-		return nil, usagef("too many arguments (%d): %q", len(rest), rest)
+		return nil, usagef("too many arguments (%d): %s", len(rest), keysString(rest))
 	}
 	return rest, nil
 }
@@ -221,9 +243,14 @@ func (c *cli) usage(w io.Writer) {
 shared by every process on the host that opens it.
 
 usage: shmkv [--store NAME] COMMAND [ARGS]
+       shmkv --version
 
 --store NAME  the store (default $`+envStore+`, else "`+defaultStoreName+`");
-              put and get create it with default options if it does not exist
+              only put, cas --absent and create create it (put and cas with
+              default options); the other commands exit 4 if it is missing
+
+Flags may follow arguments (get KEY --raw); "--" ends the flags, for a key
+that starts with a dash (get -- -k).
 
 commands:
 `)
@@ -244,7 +271,7 @@ commands:
 	fmt.Fprint(w, `
 exit codes: 0 success; 1 key not found (get, del), CAS mismatch, or check found
 damage; 2 usage; 3 any other error (one line on stderr naming the store);
-130 compact stopped by Ctrl-C (SIGINT).
+4 no such store; 130 compact stopped by Ctrl-C (SIGINT).
 `)
 }
 

@@ -80,9 +80,12 @@ func TestCommands(t *testing.T) {
 			{args: []string{"get", "--raw", "bin"}, stdout: out("a\x00b\n\xff")},
 			{args: []string{"get", "bin"}, stdout: out("a\x00b\n\xff\n")},
 		}},
-		{"get creates the store, missing key exits 1", []step{
+		{"get on a missing store exits 4 and creates nothing, missing key exits 1", []step{
+			{args: []string{"get", "nope"}, code: 4, stdout: out(""), stderrHas: []string{"no such store", "shmkv create"}},
+			{args: []string{"check"}, code: 4, stderrHas: []string{"no such store"}},
+			{args: []string{"put", "k", "v"}},
 			{args: []string{"get", "nope"}, code: 1, stdout: out(""), stderrHas: []string{`key "nope" not found`}},
-			{args: []string{"check"}, stdout: out("ok: 0 entries\n")},
+			{args: []string{"check"}, stdout: out("ok: 1 entries\n")},
 		}},
 		{"del", []step{
 			{args: []string{"put", "k", "v"}},
@@ -138,14 +141,14 @@ func TestCommands(t *testing.T) {
 		{"rm, then check finds no store", []step{
 			{args: []string{"create", "--size", "1M"}},
 			{args: []string{"rm"}, stdout: out("")},
-			{args: []string{"check"}, code: 3, stderrHas: []string{"no such file"}},
-			{args: []string{"stat"}, code: 3, stderrHas: []string{"no such file"}},
-			{args: []string{"del", "k"}, code: 3, stderrHas: []string{"no such file"}},
-			{args: []string{"rm"}, code: 3, stderrHas: []string{"no such file"}},
+			{args: []string{"check"}, code: 4, stderrHas: []string{"no such store"}},
+			{args: []string{"stat"}, code: 4, stderrHas: []string{"no such store"}},
+			{args: []string{"del", "k"}, code: 4, stderrHas: []string{"no such store"}},
+			{args: []string{"rm"}, code: 4, stderrHas: []string{"no such store"}},
 		}},
 		{"compact on a missing store fails and creates nothing", []step{
-			{args: []string{"compact"}, code: 3, stdout: out(""), stderrHas: []string{"no such file", "shmkv create"}},
-			{args: []string{"stat"}, code: 3, stderrHas: []string{"no such file"}},
+			{args: []string{"compact"}, code: 4, stdout: out(""), stderrHas: []string{"no such store", "shmkv create"}},
+			{args: []string{"stat"}, code: 4, stderrHas: []string{"no such store"}},
 		}},
 		{"compact an empty store", []step{
 			{args: []string{"create", "--size", "1M"}},
@@ -171,6 +174,7 @@ func TestCommands(t *testing.T) {
 			{args: []string{"compact", "--progress"}, code: 2},
 			{args: []string{"ls", "x"}, code: 2},
 			{args: []string{"create", "--size", "12Q"}, code: 2, stderrHas: []string{"bad size"}},
+			{args: []string{"create", "--size", "1K"}, code: 2, stderrHas: []string{"below the minimum"}},
 			{args: []string{"create", "--hugepages", "huge"}, code: 2},
 			{args: []string{"create", "--mode", "999"}, code: 2},
 			{args: []string{"create", "--entries", "-1"}, code: 2},
@@ -179,7 +183,8 @@ func TestCommands(t *testing.T) {
 			{args: []string{"help", "bogus"}, code: 2},
 		}},
 		{"errors about the store exit 3", []step{
-			{args: []string{"create", "--size", "1K"}, code: 3, stderrHas: []string{"below the minimum"}},
+			{args: []string{"create", "--size", "256K"}},
+			{args: []string{"put", "k"}, stdin: strings.Repeat("x", 300<<10), code: 3, stderrHas: []string{"too large"}},
 		}},
 	}
 	for _, tc := range tests {
@@ -208,7 +213,7 @@ func TestCommands(t *testing.T) {
 				if code == 0 && stderr != "" {
 					t.Errorf("%s: exit 0 with stderr %q", where, stderr)
 				}
-				if code == 1 || code == 3 {
+				if code == 1 || code == 3 || code == 4 {
 					// One line that names the store.
 					if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, fmt.Sprintf("shmkv: store %q: ", name)) {
 						t.Errorf("%s: stderr is not one line naming the store: %q", where, stderr)
@@ -227,11 +232,15 @@ func TestStatJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var st store.Stats
+	// store.Stats, but with Mode in octal.
+	var st struct {
+		store.Stats
+		Mode string
+	}
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 		t.Fatalf("stat --json: %v\n%s", err, stdout)
 	}
-	if st.Name != name || st.Entries != 1 || st.MaxEntries != 100 || st.Size != 1<<20 || st.Commits != 1 {
+	if st.Name != name || st.Entries != 1 || st.MaxEntries != 100 || st.Size != 1<<20 || st.Commits != 1 || st.Mode != "0600" {
 		t.Errorf("stat --json: %+v", st)
 	}
 }

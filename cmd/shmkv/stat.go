@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
 func (c *cli) stat(args []string) error {
 	fl := c.flags("stat")
-	asJSON := fl.Bool("json", false, "print the store.Stats struct as JSON")
+	asJSON := fl.Bool("json", false, "print the store.Stats struct as JSON, with Mode in octal (\"0600\")")
 	if _, err := c.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
@@ -25,7 +26,7 @@ func (c *cli) stat(args []string) error {
 	defer s.Close()
 	st := s.Stats()
 	if *asJSON {
-		b, err := json.MarshalIndent(st, "", "  ")
+		b, err := json.MarshalIndent(newStatJSON(st), "", "  ")
 		if err != nil {
 			return fmt.Errorf("stat: %w", err)
 		}
@@ -55,13 +56,9 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("reserve", "%s of the never-used space kept free for compaction to move entries into", store.FormatBytes(st.Reserve))
 	add("compaction", "%s moved in %s, %s over the heap",
 		store.FormatBytes(st.BytesMoved), counted(st.Compactions, "transaction", "transactions"), counted(st.CompactPasses, "pass", "passes"))
-	if st.Entries > 0 {
-		add("overhead", "%.0f B per entry (block header, padding, index share)", st.OverheadPerEntry)
-	} else {
-		add("overhead", "- (no entries)")
-	}
-	add("options", "hugepages=%s noreserve=%s populate=%s lock=%s mode=%#o",
-		st.HugePages, yesNo(st.NoReserve), yesNo(st.Populate), yesNo(st.Lock), uint32(st.Mode.Perm()))
+	add("overhead", "%s", overheadString(st))
+	add("options", "hugepages=%s noreserve=%s populate=%s lock=%s mode=%s",
+		st.HugePages, yesNo(st.NoReserve), yesNo(st.Populate), yesNo(st.Lock), modeString(st.Mode))
 	add("backing", "%s", st.Backing)
 	add("thp shmem_enabled", "%s", st.THPShmem)
 	add("writer lock", "%s", lockString(st.Writer))
@@ -81,6 +78,33 @@ func writeStats(w io.Writer, st *store.Stats) {
 	}
 	io.WriteString(w, b.String())
 }
+
+// overheadString is the stat line on the bytes spent beyond keys and
+// values. The index is sized for MaxEntries when the store is created, so
+// its share per entry means something only once a fair part of it is used
+// (overheadFullEnough): before that, the line gives the blocks' overhead
+// per entry and the index apart.
+func overheadString(st *store.Stats) string {
+	var index string
+	if g, err := layout.Plan(uint64(st.Size), uint64(st.MaxEntries)); err == nil {
+		index = fmt.Sprintf("the index takes %s for %d entries", store.FormatBytes(int64(g.NumBuckets*layout.BucketSize)), st.MaxEntries)
+	} else {
+		index = fmt.Sprintf("the index is sized for %d entries", st.MaxEntries)
+	}
+	switch {
+	case st.Entries == 0:
+		return "- (no entries; " + index + ")"
+	case st.Entries >= overheadFullEnough*st.MaxEntries/100:
+		return fmt.Sprintf("%.0f B per entry (block header, padding, index share)", st.OverheadPerEntry)
+	}
+	blocks := float64(st.BlockBytes-st.KeyValueBytes) / float64(st.Entries)
+	return fmt.Sprintf("%.0f B per entry in blocks (header, padding), and %s, %.1f%% of them used (the index's share per entry is shown from %d%%)",
+		blocks, index, 100*float64(st.Entries)/float64(st.MaxEntries), overheadFullEnough)
+}
+
+// overheadFullEnough is the percentage of MaxEntries from which stat counts
+// the index in the overhead per entry.
+const overheadFullEnough = 10
 
 func lockString(h store.LockHolder) string {
 	switch {
