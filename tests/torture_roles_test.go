@@ -3,23 +3,36 @@ package tests
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
 // Torture values describe themselves, so a reader can tell a whole value
 // of the right key from anything else: KEY|VID|FILL|N where FILL is N
-// copies of one letter chosen by VID.
+// letters drawn from a generator seeded by VID, so that two versions of
+// a key differ all along, not only in their heads.
 func tortureValue(key, vid string, n int) []byte {
-	c := byte('a' + len(vid)%26)
+	h := uint32(2166136261) // FNV-1a of vid, the generator's seed
 	for _, b := range []byte(vid) {
-		c = 'a' + (c+b)%26
+		h = (h ^ uint32(b)) * 16777619
 	}
-	return []byte(fmt.Sprintf("%s|%s|%s|%d", key, vid, strings.Repeat(string(c), n), n))
+	h |= 1
+	v := make([]byte, 0, len(key)+len(vid)+n+16)
+	v = append(append(append(append(v, key...), '|'), vid...), '|')
+	for range n {
+		h ^= h << 13 // xorshift32
+		h ^= h >> 17
+		h ^= h << 5
+		v = append(v, 'a'+byte(h%26))
+	}
+	return strconv.AppendInt(append(v, '|'), int64(n), 10)
 }
 
 // checkTortureValue reports why v cannot be a value written for key.
@@ -38,32 +51,136 @@ func checkTortureValue(key string, v []byte) error {
 	return nil
 }
 
-const tortureKeys = 16
+// tortureKeys is how many keys each torture writer owns: enough to fill
+// its share of the heap once values are a few hundred bytes.
+const tortureKeys = 1024
 
-// tortureWriter does random puts, deletes and CASes on its own keys. Before
-// each it prints "pre OP KEY VID" and after it "ack OP KEY VID" or
-// "full OP KEY" (ErrFull) or "miss OP KEY" (not found, CAS mismatch), so
-// the parent knows every acknowledged mutation and the one in flight.
+// blockOf is the heap block an entry of key and value takes
+// (layout.BlockSize), the unit of the store's room guarantee.
+func blockOf(key string, v []byte) int64 {
+	return int64(layout.BlockSize(uint64(len(key)), uint64(len(v))))
+}
+
+// sizeDrift is the centre of the value sizes at phase ph (0 to 1) of a
+// period: from 8 bytes up to 4 KiB in the first half and back down in the
+// second, evenly in log scale. A sweep up is what fragments the heap: the
+// small blocks left behind are too small for the new values.
+func sizeDrift(ph float64) float64 {
+	return math.Exp2(3 + 9*(1-math.Abs(2*ph-1)))
+}
+
+// phase is where monotonic time now falls in a period, from 0 to 1. Every
+// process reads the same clock, so the torture's writers and their
+// successors after a kill follow one tide.
+func phase(now int64, period time.Duration) float64 {
+	return float64(now%int64(period)) / float64(period)
+}
+
+// driftSize draws a value size around centre c: from c/2.8 to 2.8c, at
+// most max.
+func driftSize(c float64, max int) int {
+	return min(int(c*math.Exp2(3*rand.Float64()-1.5)), max)
+}
+
+// tortureTide is the centre of the value sizes (sizeDrift) and the share
+// of the heap that each of the torture's writers aims its live entries at,
+// at monotonic time now. A period (tortureTidePeriod) has four stretches:
+//
+//   - sizes sweep up from 8 bytes, the writers together at 50% to 70% of
+//     the heap, where blocks merge and split but some free block nearly
+//     always fits (with only this, 300 kills saw no compaction at all);
+//   - high tide, sizes still rising from about 300 bytes to 4 KiB, the
+//     writers together at 92%: inside the guarantee (Reserve and the
+//     largest block take under 3% of the heap), so every ErrFull there is
+//     a failure unless a writer was still above its share. This is where puts compact: the rise left the heap in
+//     pieces too small for the new values, but room is owed;
+//   - the flood, sizes coming down from 4 KiB: no limit, the writers fill
+//     the heap until puts fail with ErrFull, which the parent judges;
+//   - sizes back down to 8 bytes at 50% to 70%.
+func tortureTide(now int64, writers int) (centre, share float64) {
+	ph := phase(now, tortureTidePeriod)
+	share = 0.6 + 0.1*math.Sin(2*math.Pi*ph)
+	switch {
+	case ph >= 0.3 && ph < 0.5:
+		share = 0.92
+	case ph >= 0.5 && ph < 0.6:
+		share = math.Inf(1)
+	}
+	return sizeDrift(ph), share / float64(writers)
+}
+
+const (
+	tortureTidePeriod = 1700 * time.Millisecond
+	tortureMaxValue   = 8 << 10
+)
+
+// tortureWriter does random puts, deletes and CASes on its own keys, with
+// value sizes that drift and a live total held near its share of the heap
+// (tortureTide): a put that would pass it becomes a delete of a present
+// key. It learns its keys from the store when it starts (the
+// parent settled its predecessor's last mutation). Before each mutation
+// it prints "pre OP KEY VID N T0", and after it "ack OP KEY VID N T1", or
+// "miss OP KEY" (not found), or on ErrFull
+// "full OP KEY VID N BLOCK RESERVE T0 T1 ERROR": BLOCK is the block the
+// entry needed, RESERVE the store's Reserve read just after, T0 and T1 the
+// CLOCK_MONOTONIC times around the call. From those the parent judges
+// whether the store owed the entry room.
 func tortureWriter(name, id string) error {
 	s, err := store.Open(name, roleOpts)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	heap := float64(s.Stats().HeapSize)
+	prefix := "t" + id + ":"
+	var (
+		blocks  [tortureKeys]int64 // 0: absent
+		present []int              // keys present, in any order
+		where   [tortureKeys]int   // index in present
+		live    int64
+	)
+	setBlock := func(k int, b int64) {
+		switch old := blocks[k]; {
+		case old == 0 && b != 0:
+			where[k] = len(present)
+			present = append(present, k)
+		case old != 0 && b == 0:
+			last := present[len(present)-1]
+			present[where[k]] = last
+			where[last] = where[k]
+			present = present[:len(present)-1]
+		}
+		live += b - blocks[k]
+		blocks[k] = b
+	}
+	err = s.Range(func(k, v []byte) bool {
+		if rest, ok := strings.CutPrefix(string(k), prefix); ok {
+			setBlock(atoi(rest), blockOf(string(k), v))
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
 	pid := os.Getpid()
 	out := bufioWriter()
 	for seq := 0; ; seq++ {
-		key := fmt.Sprintf("t%s:%d", id, rand.IntN(tortureKeys))
+		now := monotonic()
+		centre, share := tortureTide(now, 2)
+		target := share * heap
+		k := rand.IntN(tortureKeys)
+		key := prefix + strconv.Itoa(k)
 		vid := fmt.Sprintf("%d-%d", pid, seq)
-		// Sizes from tiny to large enough that a few fill the store, so
-		// freed blocks are reused and ErrFull happens.
-		n := rand.IntN(64)
-		if rand.IntN(8) == 0 {
-			n = rand.IntN(40 << 10)
-		}
+		n := driftSize(centre, tortureMaxValue)
 		v := tortureValue(key, vid, n)
 		op := []string{"put", "put", "del", "cas"}[rand.IntN(4)]
-		fmt.Fprintf(out, "pre %s %s %s %d\n", op, key, vid, n)
+		if op != "del" && float64(live-blocks[k]+blockOf(key, v)) > target && len(present) > 0 {
+			op = "del"
+			k = present[rand.IntN(len(present))]
+			key = prefix + strconv.Itoa(k)
+		}
+		t0 := monotonic()
+		fmt.Fprintf(out, "pre %s %s %s %d %d\n", op, key, vid, n, t0)
 		out.Flush()
 		var err error
 		ok := true
@@ -82,15 +199,22 @@ func tortureWriter(name, id string) error {
 				ok, err = s.CompareAndSwap([]byte(key), old, v)
 			}
 		}
+		t1 := monotonic()
 		switch {
 		case errors.Is(err, store.ErrFull):
-			fmt.Fprintf(out, "full %s %s\n", op, key)
+			fmt.Fprintf(out, "full %s %s %s %d %d %d %d %d %v\n",
+				op, key, vid, n, blockOf(key, v), s.Stats().Reserve, t0, t1, err)
 		case errors.Is(err, store.ErrNotFound) || !ok:
 			fmt.Fprintf(out, "miss %s %s\n", op, key)
 		case err != nil:
 			return err
 		default:
-			fmt.Fprintf(out, "ack %s %s %s %d\n", op, key, vid, n)
+			fmt.Fprintf(out, "ack %s %s %s %d %d\n", op, key, vid, n, t1)
+			if op == "del" {
+				setBlock(k, 0)
+			} else {
+				setBlock(k, blockOf(key, v))
+			}
 		}
 		out.Flush()
 	}
