@@ -165,6 +165,10 @@ func runRole(role string, args []string) error {
 		return tortureWriter(args[0], args[1])
 	case "torture-reader": // torture-reader NAME WRITERS: validates every value it reads, forever
 		return tortureReader(args[0], atoi(args[1]))
+	case "compact-writer": // compact-writer NAME: overwrites c:<k> with drifting sizes and compacts, forever
+		return compactWriter(args[0])
+	case "compact-reader": // compact-reader NAME: validates values of c:<k> until "stop" appears
+		return compactReader(args[0])
 	case "attached-reader": // attached-reader NAME: a read-write Store that only reads, forever
 		s, err := store.Open(args[0], roleOpts)
 		if err != nil {
