@@ -2,6 +2,7 @@ package tests
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -82,10 +84,15 @@ var kvModel = porcupine.Model{
 }
 
 // TestLinearizable runs client processes doing concurrent get, put, delete
-// and CAS on three keys, each recording call and return times on
-// CLOCK_MONOTONIC, and checks the merged history with porcupine against a
-// key-value model, partitioned by key. A failing history is kept, with
-// porcupine's visualisation, in tests/artifacts/.
+// and CAS, most on three keys and the rest on 60 more, each recording call
+// and return times on CLOCK_MONOTONIC, and checks the merged history with
+// porcupine against a key-value model, partitioned by key. Entries move
+// under the operations: the store is the smallest there is (256 KiB), its
+// heap is left in small pieces before the history (fragment), so that the
+// clients' values, from a few bytes to 4 KiB, make puts compact; and the
+// test runs Store.Compact every few milliseconds while the clients run.
+// It requires that compaction moved entries during the history. A failing
+// history is kept, with porcupine's visualisation, in tests/artifacts/.
 func TestLinearizable(t *testing.T) {
 	const clients = 4
 	ops := 2000
@@ -93,11 +100,13 @@ func TestLinearizable(t *testing.T) {
 		ops, _ = strconv.Atoi(v)
 	}
 	name := storeName(t)
-	s, err := store.Create(name, &store.Options{Size: 1 << 20})
+	s, err := store.Create(name, &store.Options{Size: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	fragment(t, s)
+	before := s.Stats()
 	var cs []*child
 	for i := range clients {
 		c := spawn(t, "lin-client", []string{name, strconv.Itoa(i), strconv.Itoa(ops)})
@@ -107,6 +116,8 @@ func TestLinearizable(t *testing.T) {
 	if err := s.Put([]byte("go"), []byte("1")); err != nil {
 		t.Fatal(err)
 	}
+	stop, compacted, compactErr := make(chan struct{}), make(chan [2]int64, 1), make(chan error, 1)
+	go compactor(s, stop, compacted, compactErr)
 	var history []porcupine.Operation
 	var raw []string
 	for id, c := range cs {
@@ -131,11 +142,21 @@ func TestLinearizable(t *testing.T) {
 			})
 		}
 		if err := <-c.done; err != nil {
+			close(stop)
 			t.Fatalf("client %d: %v", id, err)
 		}
 	}
+	close(stop)
+	if err := <-compactErr; err != nil {
+		t.Fatalf("compacting during the history: %v", err)
+	}
+	byCompact := <-compacted
 	if len(history) != clients*ops {
 		t.Fatalf("history has %d operations, want %d", len(history), clients*ops)
+	}
+	st := s.Stats()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 	res, info := porcupine.CheckOperationsVerbose(kvModel, history, time.Minute)
 	if res != porcupine.Ok {
@@ -145,8 +166,14 @@ func TestLinearizable(t *testing.T) {
 		porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html"))
 		t.Fatalf("history of %d operations is %v; kept in %s (history.txt, history.html)", len(history), res, dir)
 	}
-	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable",
-		len(history), clients, len(linKeys), overlapping(history))
+	moves := st.Compactions - before.Compactions
+	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable; "+
+		"meanwhile %d compaction transactions moved %d bytes: %d by puts that found no room, %d (%d bytes) by Store.Compact",
+		len(history), clients, len(linKeys)+len(linBallast), overlapping(history),
+		moves, st.BytesMoved-before.BytesMoved, int64(moves)-byCompact[0], byCompact[0], byCompact[1])
+	if moves == 0 {
+		t.Errorf("no compaction during the history: the test did not exercise it")
+	}
 }
 
 // TestLinearizabilityModelRejects checks the checker can fail: histories a
@@ -212,4 +239,86 @@ func overlapping(h []porcupine.Operation) int {
 		}
 	}
 	return n
+}
+
+// fragment leaves s's heap in pieces before a linearizability history:
+// filler entries (keys f<i>, which the clients never touch) of 160 bytes
+// up to near the end of the heap, two of every three deleted again. The
+// clients' values of up to a few KiB fit none of the holes, so their puts
+// compact. It fails the test unless the room guarantee still covers the
+// clients at their largest (every key at its biggest value, every block
+// with the most slack, and a new one) besides the fillers, so that an
+// ErrFull in the history is the store's failure.
+func fragment(t *testing.T, s *store.Store) {
+	t.Helper()
+	const size = 160
+	key := func(i int) []byte { return []byte(fmt.Sprintf("f%03d", i)) }
+	st := s.Stats()
+	block := blockOf(string(key(0)), make([]byte, size))
+	n := int((st.HeapSize - 16<<10) / block)
+	for i := range n {
+		if err := s.Put(key(i), []byte(fmt.Sprintf("%0*d", size, i))); err != nil {
+			t.Fatalf("filler %d of %d: %v", i, n, err)
+		}
+	}
+	for i := range n {
+		if i%3 != 0 {
+			if err := s.Delete(key(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st = s.Stats()
+	worst := func(key string, most int) int64 {
+		return blockOf(key, linValue(key, fmt.Sprintf("c9-99999.%d", most)))
+	}
+	live, largest := st.BlockBytes+blockOf("go", []byte("1")), int64(0)
+	for _, k := range linKeys {
+		live += worst(k, linMostHot)
+		largest = max(largest, worst(k, linMostHot))
+	}
+	for _, k := range linBallast {
+		live += worst(k, linMostBallast)
+		largest = max(largest, worst(k, linMostBallast))
+	}
+	// A block can be up to 24 bytes bigger than its entry needs: the rest
+	// of a free block too small to be a block of its own.
+	entries := int64(n-n*2/3+len(linKeys)+len(linBallast)) + 1
+	live += entries * (layout.EntrySize - layout.EntryAlign)
+	reserve := min(2*largest, st.HeapSize/10)
+	if live+largest > st.HeapSize-reserve {
+		t.Fatalf("the history could fill the store past its guarantee: %d bytes live at most, a new block of %d, heap %d, Reserve %d",
+			live, largest, st.HeapSize, reserve)
+	}
+	t.Logf("heap fragmented: %d fillers in %d bytes, the free space in %d-byte holes; at most %d bytes live in the history, %d short of HeapSize - Reserve",
+		n-n*2/3, st.BlockBytes, 2*block, live, st.HeapSize-reserve-live-largest)
+}
+
+// compactor runs Store.Compact over and over, 2 ms apart, until stop is
+// closed, and reports the transactions that moved entries and the first
+// error: entries move under the clients' operations. It starts 20 ms in,
+// leaving the fragmented heap to the clients' puts first.
+func compactor(s *store.Store, stop chan struct{}, result chan [2]int64, errc chan error) {
+	var moves, moved int64
+	defer func() { result <- [2]int64{moves, moved} }()
+	for wait := 20 * time.Millisecond; ; wait = 2 * time.Millisecond {
+		select {
+		case <-stop:
+			errc <- nil
+			return
+		case <-time.After(wait):
+		}
+		var last int64
+		_, err := s.CompactWithProgress(context.Background(), func(p store.CompactProgress) {
+			if p.Moved > last {
+				moves++
+				moved += p.Moved - last
+				last = p.Moved
+			}
+		})
+		if err != nil {
+			errc <- err
+			return
+		}
+	}
 }
