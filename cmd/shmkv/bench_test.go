@@ -20,10 +20,7 @@ func TestBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs worker processes")
 	}
-	bin := filepath.Join(t.TempDir(), "shmkv")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := shmkvBinary(t)
 	runBench := func(t *testing.T, args ...string) string {
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)

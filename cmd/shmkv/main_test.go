@@ -374,10 +374,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs several processes for 2s")
 	}
-	bin := filepath.Join(t.TempDir(), "shmkv")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := shmkvBinary(t)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, "demo")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -677,10 +674,7 @@ func TestCompactProgressBar(t *testing.T) {
 	if err != nil {
 		t.Skip("script(1), which runs a command on a pseudo-terminal, is not installed")
 	}
-	bin := filepath.Join(t.TempDir(), "shmkv")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := shmkvBinary(t)
 
 	name := storeName(t)
 	scatteredStore(t, name, 2000)

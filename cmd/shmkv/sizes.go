@@ -68,7 +68,7 @@ func shmFullText(asked, total, free int64) string {
 		m := (need + 64<<20 - 1) / (64 << 20) * 64
 		mount, docker = fmt.Sprintf("%dM", m), fmt.Sprintf("%dm", m)
 	}
-	return fmt.Sprintf("create: %s does not fit in %s, which is %s with %s free; "+
+	return fmt.Sprintf("create: asked for %s, which does not fit in %s: it is %s with %s free; "+
 		"ask for less (--size), remove unused stores (shmkv ls, shmkv rm), "+
 		"or enlarge %s: as root, mount -o remount,size=%s %s; for a Docker container, docker run --shm-size=%s",
 		store.FormatBytes(asked), dir, store.FormatBytes(total), store.FormatBytes(free),
