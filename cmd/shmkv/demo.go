@@ -367,11 +367,11 @@ func verifyWriter(s *store.Store, id int, acked int64, exact bool) (int, []strin
 		want := k + (acked-1-k)/demoKeys*demoKeys // the last acknowledged seq for key
 		v, err := s.Get([]byte(key))
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("get %s (last acknowledged seq %d): %v", key, want, err))
+			bad = append(bad, fmt.Sprintf("get %s (last acknowledged seq %d): %v", keyString(key), want, err))
 		} else if seq, ok := parseDemoValue([]byte(key), v); !ok || seq%demoKeys != k {
-			bad = append(bad, fmt.Sprintf("%s holds %q, not a value of its own", key, v))
+			bad = append(bad, fmt.Sprintf("%s holds %s, not a value of its own", keyString(key), keyString(string(v))))
 		} else if seq < want || (exact && seq != want) {
-			bad = append(bad, fmt.Sprintf("%s holds seq %d, last acknowledged was %d", key, seq, want))
+			bad = append(bad, fmt.Sprintf("%s holds seq %d, last acknowledged was %d", keyString(key), seq, want))
 		} else {
 			n++
 		}
@@ -473,7 +473,7 @@ func demoWrite(c *cli, s *store.Store, id, keys int, stop *atomic.Bool) error {
 	close(quit)
 	<-reported
 	if err != nil {
-		return fmt.Errorf("writer w%d: put %q: %w", id, key, err)
+		return fmt.Errorf("writer w%d: put %s: %w", id, keyString(string(key)), err)
 	}
 	fmt.Fprintf(c.stdout, "ack %d\n", n)
 	fmt.Fprintf(c.stdout, "done puts=%d takeovers=%d\n", n, s.Stats().TakeOversHere)
@@ -500,21 +500,21 @@ func demoRead(c *cli, s *store.Store, id, keys, writers int, stop *atomic.Bool) 
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reader r%d: get %q: %w", id, key, err)
+			return fmt.Errorf("reader r%d: get %s: %w", id, keyString(string(key)), err)
 		}
 		buf = v
 		found++
 		seq, ok := parseDemoValue(key, v)
 		if !ok || seq%int64(keys) != int64(k) {
 			if bad++; bad <= 3 {
-				fmt.Fprintf(c.stderr, "shmkv demo: reader r%d: key %q holds %q, not a value of its own\n", id, key, v)
+				fmt.Fprintf(c.stderr, "shmkv demo: reader r%d: key %s holds %s, not a value of its own\n", id, keyString(string(key)), keyString(string(v)))
 			}
 			continue
 		}
 		i := w*keys + k
 		if seq < last[i] {
 			if backwards++; backwards <= 3 {
-				fmt.Fprintf(c.stderr, "shmkv demo: reader r%d: key %q went back from seq %d to %d\n", id, key, last[i], seq)
+				fmt.Fprintf(c.stderr, "shmkv demo: reader r%d: key %s went back from seq %d to %d\n", id, keyString(string(key)), last[i], seq)
 			}
 		}
 		last[i] = max(last[i], seq)
