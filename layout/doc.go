@@ -72,7 +72,12 @@
 //
 // A free block keeps Seq and Size, stores the offset of the next free
 // block of its size class at 8 and of the previous one at 16 (0 at the
-// list's head), and repeats its size in its last 8 bytes, the footer. No
+// list's head), and repeats its size in its last 8 bytes, the footer. A
+// free block smaller than EntrySize (8, 16 or 24 bytes: what is left when an
+// entry takes a free block whose rest is too small for a list) is a
+// fragment: on no list, it merges with its neighbours when they are freed;
+// one of 8 bytes has no footer, and the block after it reads its header
+// instead (a footer's high half is 0, a header's never). No
 // two free blocks touch (a freed block merges with free neighbours), and
 // the block below Top is never free (it goes back above Top). Alloc.NonEmpty
 // has a bit per class whose list is not empty.

@@ -259,9 +259,9 @@ const (
 )
 
 // MaxSlack is the most padding an entry's block has: up to 20 bytes to make
-// the smallest block, or 7 to align, plus up to 24 that a free block too
-// small to split off gives with it.
-const MaxSlack = EntrySize - EntryHeader + EntrySize - EntryAlign
+// the smallest block, or 7 to align. (What is left of a free block too small
+// for a list stays a free fragment, not slack.)
+const MaxSlack = EntrySize - EntryHeader
 
 // Bytes is the block's size without its flags.
 func (e *Entry) Bytes() uint64 { return uint64(e.Size &^ SizeFlags) }

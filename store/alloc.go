@@ -73,13 +73,13 @@ func (s *Store) entryAt(off uint64) (*layout.Entry, error) {
 // value returned.
 func (s *Store) blockAt(off, end uint64) (block, error) {
 	g := &s.geo
-	if off < g.HeapOff || off%layout.EntryAlign != 0 || off > end || end-off < layout.EntrySize {
+	if off < g.HeapOff || off%layout.EntryAlign != 0 || off > end || end-off < layout.EntryAlign {
 		return block{}, fmt.Errorf("%w: block offset %#x outside the heap [%#x, %#x)", ErrCorrupt, off, g.HeapOff, end)
 	}
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	raw := e.Size
 	sz := uint64(raw &^ layout.SizeFlags)
-	if sz < layout.EntrySize || sz > end-off {
+	if sz < layout.EntryAlign || sz > end-off || (sz < layout.EntrySize && raw&layout.SizeFree == 0) {
 		return block{}, fmt.Errorf("%w: block at %#x has size %d", ErrCorrupt, off, sz)
 	}
 	return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags}, nil
@@ -92,6 +92,27 @@ func (s *Store) freeBlockAt(off uint64) (block, error) {
 		err = fmt.Errorf("%w: block %#x is linked as free but is not", ErrCorrupt, off)
 	}
 	return b, err
+}
+
+// listedBlockAt is freeBlockAt for a block named by a free list, which is
+// never a fragment.
+func (s *Store) listedBlockAt(off uint64) (block, error) {
+	b, err := s.freeBlockAt(off)
+	if err == nil && b.size < layout.EntrySize {
+		err = fmt.Errorf("%w: a free list names fragment %#x of %d bytes", ErrCorrupt, off, b.size)
+	}
+	return b, err
+}
+
+// prevSize decodes the word just before a block whose predecessor is
+// free: that predecessor's footer, its size; or, for a fragment of 8 bytes,
+// which has no room for a footer, its header (Seq, then Size and flags),
+// whose high half is never 0 while a footer's always is.
+func prevSize(w uint64) uint64 {
+	if hi := w >> 32; hi != 0 {
+		return hi &^ uint64(layout.SizeFlags)
+	}
+	return w
 }
 
 // top returns Meta.Top after checking it.
@@ -138,7 +159,7 @@ func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
 	c := layout.ClassOf(size)
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {
-		b, err := s.freeBlockAt(off)
+		b, err := s.listedBlockAt(off)
 		if err != nil {
 			return 0, err
 		}
@@ -148,7 +169,7 @@ func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
 		off = s.word(off + 8).Load()
 	}
 	if c2 := s.firstClassAbove(c); c2 >= 0 {
-		b, err := s.freeBlockAt(s.hdr.FreeLists[c2].Load())
+		b, err := s.listedBlockAt(s.hdr.FreeLists[c2].Load())
 		if err != nil {
 			return 0, err
 		}
@@ -225,6 +246,26 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		faultPoint("split")
 		return b.off, nil
 	}
+	if rest := b.size - size; rest > 0 {
+		// Too little is left for a block on a list. Giving it to the entry
+		// as slack would lose it for as long as the entry lives; it stays
+		// a free fragment instead, on no list, which merges with its
+		// neighbours when they are freed, and which compaction absorbs.
+		b.e.Size = uint32(size)
+		r := b.off + size
+		if rest == layout.EntryAlign {
+			t.log(r, layout.UndoPlain) // b's footer: now the fragment's header
+		}
+		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
+		storeHalf(&re.Seq, s.nextSeq(true))
+		re.Size = uint32(rest) | layout.SizeFree
+		if rest > layout.EntryAlign {
+			t.set(r+rest-8, rest) // b's footer position: logged
+		}
+		t.freeDelta += int64(rest) // unlink took all of b off; rest is still free
+		faultPoint("fragment")
+		return b.off, nil
+	}
 	t.log(b.off+b.size-8, layout.UndoPlain) // the footer: value bytes from now on
 	b.e.Size = uint32(b.size)
 	if err := t.setPrevFree(b.off+b.size, false); err != nil {
@@ -294,10 +335,20 @@ func (t *txn) unlink(b block) error {
 	return nil
 }
 
+// unlinkAny is unlink for a free block that may be a fragment, which is on
+// no list: it only stops counting as free.
+func (t *txn) unlinkAny(b block) error {
+	if b.size < layout.EntrySize {
+		t.freeDelta -= int64(b.size)
+		return nil
+	}
+	return t.unlink(b)
+}
+
 // checkLink verifies that off is a free block whose link at off+at is
 // want.
 func (s *Store) checkLink(off, at, want uint64) error {
-	if _, err := s.freeBlockAt(off); err != nil {
+	if _, err := s.listedBlockAt(off); err != nil {
 		return err
 	}
 	if got := s.word(off + at).Load(); got != want {
@@ -364,8 +415,8 @@ func (t *txn) free(b block) error {
 	}
 	start, end := b.off, b.off+b.size
 	if b.flags&layout.SizePrevFree != 0 {
-		fs := s.word(b.off - 8).Load() // the footer of the block before
-		if fs < layout.EntrySize || fs%layout.EntryAlign != 0 || fs > b.off-s.geo.HeapOff {
+		fs := prevSize(s.word(b.off - 8).Load()) // the block before: its size
+		if fs < layout.EntryAlign || fs%layout.EntryAlign != 0 || fs > b.off-s.geo.HeapOff {
 			return fmt.Errorf("%w: block %#x follows a free block whose footer says %d bytes", ErrCorrupt, b.off, fs)
 		}
 		p, err := s.freeBlockAt(b.off - fs)
@@ -375,7 +426,7 @@ func (t *txn) free(b block) error {
 		if p.size != fs {
 			return fmt.Errorf("%w: free block %#x has size %d, its footer says %d", ErrCorrupt, p.off, p.size, fs)
 		}
-		if err := t.unlink(p); err != nil {
+		if err := t.unlinkAny(p); err != nil {
 			return err
 		}
 		t.log(p.off, layout.UndoSeq)
@@ -393,7 +444,7 @@ func (t *txn) free(b block) error {
 		return err
 	}
 	if n.flags&layout.SizeFree != 0 {
-		if err := t.unlink(n); err != nil {
+		if err := t.unlinkAny(n); err != nil {
 			return err
 		}
 		end += n.size // the block after n has SizePrevFree already

@@ -106,9 +106,10 @@ func (s *Store) check() error {
 
 	// Heap: blocks tile [HeapOff, Top).
 	const (
-		live = 1
-		free = 2
-		seen = 4
+		live     = 1
+		free     = 2
+		seen     = 4
+		fragment = 8
 	)
 	blocks := map[uint64]uint8{}
 	top := s.hdr.Meta.Top.Load()
@@ -116,7 +117,7 @@ func (s *Store) check() error {
 		v.add("heap top %#x outside [%#x, %#x]", top, g.HeapOff, g.Size)
 		return v.err()
 	}
-	var liveBytes, kvBytes, freeBytes uint64
+	var liveBytes, kvBytes, freeBytes, fragBytes uint64
 	prevFree := false
 	for off := g.HeapOff; off < top; {
 		b, err := s.blockAt(off, top)
@@ -130,10 +131,14 @@ func (s *Store) check() error {
 			v.add("free block %#x has an even Seq", off)
 		case isFree:
 			blocks[off] = free
+			if b.size < layout.EntrySize {
+				blocks[off] = fragment // on no list, by design
+				fragBytes += b.size
+			}
 			if prevFree {
 				v.add("free block %#x follows a free block: they should have merged", off)
 			}
-			if f := s.word(off + b.size - 8).Load(); f != b.size {
+			if f := prevSize(s.word(off + b.size - 8).Load()); f != b.size {
 				v.add("free block %#x of %d bytes has footer %d", off, b.size, f)
 			}
 		case b.e.Seq.Load()&1 != 0:
@@ -279,8 +284,8 @@ func (s *Store) check() error {
 	if b := m.KVBytes.Load(); b != kvBytes {
 		v.add("key and value bytes %d, entries hold %d", b, kvBytes)
 	}
-	if b := m.FreeBytes.Load(); b != freeBytes {
-		v.add("free bytes %d, free lists hold %d", b, freeBytes)
+	if b := m.FreeBytes.Load(); b != freeBytes+fragBytes {
+		v.add("free bytes %d, free lists hold %d and fragments %d", b, freeBytes, fragBytes)
 	}
 	return v.err()
 }

@@ -244,7 +244,7 @@ func (s *Store) roomFor(size, entry uint64) bool {
 	c := layout.ClassOf(size)
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {
-		b, err := s.freeBlockAt(off)
+		b, err := s.listedBlockAt(off)
 		if err != nil {
 			return false
 		}
@@ -278,7 +278,7 @@ func (s *Store) largestFree() uint64 {
 		var best uint64
 		off := s.hdr.FreeLists[c].Load()
 		for i := 0; off != 0 && i < 64; i++ {
-			b, err := s.freeBlockAt(off)
+			b, err := s.listedBlockAt(off)
 			if err != nil {
 				break
 			}
