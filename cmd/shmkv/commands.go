@@ -18,12 +18,12 @@ import (
 // commands that write a key create a store: a read never does, so a
 // mistyped --store cannot reserve memory in /dev/shm.
 func (c *cli) openOrCreate() (*store.Store, error) {
-	return store.OpenOrCreate(c.name, nil)
+	return store.OpenOrCreate(c.name, &store.Options{WriteTimeout: c.timeout})
 }
 
 // open opens an existing store; a missing one is exit 4 (noStore).
 func (c *cli) open(readOnly bool) (*store.Store, error) {
-	s, err := store.Open(c.name, &store.Options{ReadOnly: readOnly})
+	s, err := store.Open(c.name, &store.Options{ReadOnly: readOnly, WriteTimeout: c.timeout})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, c.noStore(`create it with "shmkv create" or "shmkv put"`)
 	}
@@ -328,4 +328,28 @@ func (c *cli) rm(args []string) error {
 		return fmt.Errorf("%w (rm --force removes it anyway)", err)
 	}
 	return err
+}
+
+func (c *cli) incr(args []string) error {
+	rest, err := c.parse(c.flags("incr"), args, 1, 2)
+	if err != nil {
+		return err
+	}
+	delta := int64(1)
+	if len(rest) == 2 {
+		if delta, err = strconv.ParseInt(rest[1], 10, 64); err != nil {
+			return usagef("N must be an integer: %q", rest[1])
+		}
+	}
+	s, err := c.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	n, err := s.Add([]byte(rest[0]), delta)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, n)
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/shmkv/shmkv/store"
 )
@@ -50,7 +51,8 @@ const defaultStoreName = "shmkv"
 type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	name           string // --store
+	name           string        // --store
+	timeout        time.Duration // --timeout: Options.WriteTimeout
 }
 
 // command is one subcommand. args is its synopsis after the command name.
@@ -69,6 +71,7 @@ func init() {
 		{name: "put", args: "KEY [VALUE]", summary: "set KEY to VALUE; VALUE is read from stdin (exact bytes) when omitted", run: (*cli).put},
 		{name: "get", args: "[--raw | --json] KEY", summary: "print KEY's value and a newline; --raw: the exact bytes only; --json: {\"key\":..,\"value\":..}", run: (*cli).get},
 		{name: "del", args: "KEY", summary: "delete KEY", run: (*cli).del},
+		{name: "incr", args: "KEY [N]", summary: "add N (default 1, may be negative) to the counter at KEY (decimal text; missing counts as 0) and print its new value", run: (*cli).incr},
 		{name: "cas", args: "KEY OLD NEW | cas --absent KEY NEW", summary: "set KEY to NEW only if its value is OLD (--absent: only if KEY is absent, creating the store if missing)", run: (*cli).cas},
 		{name: "keys", args: "[--json | -0] [PREFIX]", summary: "print the keys (starting with PREFIX), sorted, one per line; --json: a JSON array; -0: each followed by a NUL byte", run: (*cli).keys},
 		{name: "stat", args: "[--json]", summary: "show sizes, fill, free space and fragmentation, compaction, options, backing memory, writer lock and counters", run: (*cli).stat},
@@ -110,6 +113,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		def = defaultStoreName
 	}
 	top.StringVar(&c.name, "store", def, "")
+	top.DurationVar(&c.timeout, "timeout", 0, "")
 	showVersion := top.Bool("version", false, "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -210,6 +214,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	fl.SetOutput(io.Discard)
 	fl.Usage = func() {}
 	fl.StringVar(&c.name, "store", c.name, "the store `NAME`, as before the command")
+	fl.DurationVar(&c.timeout, "timeout", c.timeout, "how long a write waits for the writer lock a live process holds (0: as long as it runs)")
 	return fl
 }
 
