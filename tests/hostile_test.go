@@ -493,9 +493,6 @@ func TestSlotReadLocksDoNotBlockTakeover(t *testing.T) {
 	}
 	foreignLocks(n)
 	t.Run("exact_counts", func(t *testing.T) {
-		t.Skip("store bug: foreignReadLocks (store/proc_linux.go), behind Stats().ForeignLocks and ErrBusy's count, " +
-			"undercounts: F_OFD_GETLK returns the first conflicting lock in the kernel's list, not the lowest one, " +
-			"so when an attached Store's write lock comes first the loop jumps past it and never counts the read-locked bytes below it")
 		if got := ro.Stats().ForeignLocks; got != n {
 			t.Errorf("Stats().ForeignLocks = %d, want %d", got, n)
 		}
