@@ -140,7 +140,7 @@ func (s *Store) Stats() Stats {
 		st.Mode, st.Owner, st.OwnerName = perm, uid, userName(uid)
 	}
 	st.Writer = s.lockHolder()
-	st.ForeignLocks = foreignReadLocks(s.obj.fd(), layout.SlotLockBase, layout.NumSlots)
+	st.ForeignLocks = s.foreignLocks()
 	for i := range layout.NumSlots {
 		if pid := s.procSlot(i).PID.Load(); pid != 0 {
 			if s.ident != 0 && i == s.slot {
