@@ -369,6 +369,13 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		pos += b.size
 	}
 	t := s.begin()
+	// Any error before the commit undoes what the step planned.
+	committing := false
+	defer func() {
+		if err != nil && !committing {
+			t.rollback()
+		}
+	}()
 	next := gap.off         // the cursor after this step
 	cur := gap              // what is left of the gap
 	q := gap.off + gap.size // the next old block
@@ -385,7 +392,6 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			b, err = s.liveBlock(q)
 		}
 		if err != nil {
-			t.rollback()
 			return r, err
 		}
 		need := layout.BlockSize(b.kl, b.vl)
@@ -396,7 +402,6 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			// The gap cannot hold the block after it: move that block
 			// anywhere else, and the gap grows by its size.
 			if err := t.budget(mutMove, 0); err != nil {
-				t.rollback()
 				return r, err
 			}
 			off, err := t.allocWith(need, 0)
@@ -405,11 +410,9 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 				break
 			}
 			if err != nil {
-				t.rollback()
 				return r, err
 			}
 			if err := t.move(b, off); err != nil {
-				t.rollback()
 				return r, err
 			}
 			break
@@ -420,11 +423,9 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		gapEnd := cur.off + cur.size
 		off, err := t.take(cur, need)
 		if err != nil {
-			t.rollback()
 			return r, err
 		}
 		if err := t.move(b, off); err != nil {
-			t.rollback()
 			return r, err
 		}
 		q += b.size
@@ -433,7 +434,6 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			break // the gap is used up
 		}
 		if cur, err = s.freeBlockAt(next); err != nil {
-			t.rollback()
 			return r, err
 		}
 	}
@@ -441,6 +441,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 	if r.entries == 0 {
 		r.scan = next
 	}
+	committing = true
 	if err := t.commit(); err != nil {
 		return r, err
 	}
