@@ -44,6 +44,13 @@ func spawn(t testing.TB, role string, args []string, extraEnv ...string) *child 
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), append([]string{"SHMKV_ROLE=" + role}, extraEnv...)...)
 	cmd.Stderr = os.Stderr
+	return startChild(t, cmd)
+}
+
+// startChild starts cmd, whose stdout it reads line by line, and kills it
+// when the test ends.
+func startChild(t testing.TB, cmd *exec.Cmd) *child {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

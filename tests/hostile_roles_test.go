@@ -80,27 +80,8 @@ func spawnHostile(t testing.TB, bin string, cred *syscall.Credential, role strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, lines: make(chan string, 1<<16), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-	})
-	return &hproc{child: c, stdin: in, stderr: errBuf}
+	t.Cleanup(func() { in.Close() })
+	return &hproc{child: startChild(t, cmd), stdin: in, stderr: errBuf}
 }
 
 // send writes one command line to the helper's stdin.
