@@ -63,3 +63,20 @@ func TestTimeoutFlag(t *testing.T) {
 		t.Fatalf("put without --timeout after the holder lets go: exit %d, %q", code, errs)
 	}
 }
+
+// TestStatShowsOwner: stat names the object's owner and its real mode,
+// which a chmod after creation changes.
+func TestStatShowsOwner(t *testing.T) {
+	name := storeName(t)
+	mustRun(t, "", "--store", name, "create", "--size", "1M", "--mode", "0640")
+	out, _, code := runBin(t, "", "--store", name, "stat")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("(uid %d), mode 0640", os.Geteuid())) {
+		t.Fatalf("stat: exit %d\n%s", code, out)
+	}
+	if err := os.Chmod(store.ShmDir+"/"+name, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := runBin(t, "", "--store", name, "stat"); !strings.Contains(out, "mode 0600 (the object's, now)") {
+		t.Fatalf("stat after chmod 0600:\n%s", out)
+	}
+}

@@ -59,6 +59,10 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("overhead", "%s", overheadString(st))
 	add("options", "hugepages=%s noreserve=%s populate=%s lock=%s mode=%s",
 		st.HugePages, yesNo(st.NoReserve), yesNo(st.Populate), yesNo(st.Lock), modeString(st.Mode))
+	add("owner", "%s, mode %s (the object's, now)", st.OwnerName, modeString(st.Mode))
+	if st.ForeignLocks > 0 {
+		add("foreign locks", "%d process slots read-locked by processes that are not shmkv writers", st.ForeignLocks)
+	}
 	add("backing", "%s", st.Backing)
 	add("thp shmem_enabled", "%s", st.THPShmem)
 	add("writer lock", "%s", lockString(st.Writer))
