@@ -266,16 +266,6 @@ const MaxSlack = EntrySize - EntryHeader
 // Bytes is the block's size without its flags.
 func (e *Entry) Bytes() uint64 { return uint64(e.Size &^ SizeFlags) }
 
-// Fits reports whether the header's lengths fit its block.
-func (e *Entry) Fits() bool {
-	return EntryHeader+uint64(e.KeyLen)+uint64(e.Slack) <= e.Bytes()
-}
-
-// ValLen is the value's length. REQUIRES: Fits.
-func (e *Entry) ValLen() uint64 {
-	return e.Bytes() - EntryHeader - uint64(e.KeyLen) - uint64(e.Slack)
-}
-
 // Bucket is one cache line of the index.
 type Bucket struct {
 	Overflow atomic.Uint32

@@ -61,13 +61,6 @@ type block struct {
 	kl, vl uint64 // key and value lengths, for a live block (liveBlock)
 }
 
-// entryAt returns the block header at off after checking that the whole
-// block lies inside the heap. It does not check Seq.
-func (s *Store) entryAt(off uint64) (*layout.Entry, error) {
-	b, err := s.blockAt(off, s.geo.Size)
-	return b.e, err
-}
-
 // blockAt reads the header of the block at off, checking that the block
 // lies inside [HeapOff, end). Size is read once: the checks hold for the
 // value returned.

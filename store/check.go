@@ -144,8 +144,10 @@ func (s *Store) check() error {
 		case b.e.Seq.Load()&1 != 0:
 			v.add("block %#x is neither free nor a published entry (odd Seq, leaked)", off)
 		default:
-			if !b.e.Fits() || b.e.Slack > layout.MaxSlack {
-				v.add("entry at %#x: key of %d bytes and slack of %d in a block of %d", off, b.e.KeyLen, b.e.Slack, b.size)
+			if e, err := s.liveBlock(off); err != nil {
+				v.add("%v", err)
+			} else if slack := e.size - layout.EntryHeader - e.kl - e.vl; slack > layout.MaxSlack {
+				v.add("entry at %#x: slack of %d bytes in a block of %d", off, slack, e.size)
 			}
 			blocks[off] = live
 		}
