@@ -61,8 +61,8 @@
 // bytes. Blocks tile [HeapOff, Meta.Top) with no gap; above Top the heap
 // was never used or was given back. The value's length is
 // Size-12-KeyLen-Slack, where Size is the header's Size with its low three
-// bits (flags) cleared: SizeFree marks a free block, SizePrevFree a block
-// whose predecessor is free.
+// bits (flags) cleared: SizeFree marks a free block, SizeLazy a lazy one,
+// SizePrevFree a block whose predecessor is free and tagged (not lazy).
 //
 // Entry.Seq is even while the block holds a published entry and odd while
 // it is free or being filled. Every Seq the writer stores is the next
@@ -77,10 +77,16 @@
 // entry takes a free block whose rest is too small for a list) is a
 // fragment: on no list, it merges with its neighbours when they are freed;
 // one of 8 bytes has no footer, and the block after it reads its header
-// instead (a footer's high half is 0, a header's never). No
-// two free blocks touch (a freed block merges with free neighbours), and
-// the block below Top is never free (it goes back above Top). Alloc.NonEmpty
-// has a bit per class whose list is not empty.
+// instead (a footer's high half is 0, a header's never). A free block is
+// tagged, as above, or lazy (SizeLazy): freed by an overwrite whose new
+// block has its size, pushed on its list without a footer and without
+// telling the block after it, which then has no SizePrevFree.
+// Alloc.LazyBytes counts lazy bytes (the writer keeps them under
+// HeapSize/32). No tagged free block touches another free block after it
+// (a tagged free merges with free neighbours, and a merge with a lazy
+// block also takes the tagged one after it), lazy ones may touch anything,
+// and the block below Top is never tagged free (it goes back above Top).
+// Alloc.NonEmpty has a bit per class whose list is not empty.
 //
 // Alloc.Cursor is where compaction resumes: a block boundary in
 // [HeapOff, Top].

@@ -16,7 +16,7 @@ const (
 	// (no OFD lock on InitLockByte) may be initialised again by another.
 	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
-	Version uint32 = 3
+	Version uint32 = 4
 )
 
 // Geometry constants.
@@ -50,6 +50,8 @@ const (
 	// NumClasses is the number of free-list size classes: 126 exact classes
 	// of 16..1016 bytes, then 8 per power of two from 1024 up to 2^47.
 	NumClasses = 126 + 8*(47-10+1)
+	// ExactClassLimit: blocks below it have a class of their own size.
+	ExactClassLimit = 1024
 
 	// Offsets inside the header page.
 	ChecksumOff  = 248
@@ -109,7 +111,7 @@ type Header struct {
 const ClassWords = (NumClasses + 63) / 64
 
 // AllocSize is the size of Alloc.
-const AllocSize = 6*8 + ClassWords*8
+const AllocSize = 7*8 + ClassWords*8
 
 // Alloc is the allocator's state beyond the free lists. Only the writer
 // writes it.
@@ -131,8 +133,11 @@ type Alloc struct {
 	Moved       atomic.Uint64 // 24
 	Compactions atomic.Uint64 // 32
 	Passes      atomic.Uint64 // 40
+	// LazyBytes is the bytes in lazy free blocks (SizeLazy): freed without
+	// merging, which the allocator keeps under HeapSize/32.
+	LazyBytes atomic.Uint64 // 48
 	// NonEmpty has bit c set when free list c is not empty.
-	NonEmpty [ClassWords]atomic.Uint64 // 48
+	NonEmpty [ClassWords]atomic.Uint64 // 56
 }
 
 // Lock is the writer lock, alone on its cache line so waiters spinning on it
@@ -253,9 +258,14 @@ type Entry struct {
 // Size flags, in the low bits of Entry.Size (block sizes are multiples of
 // 8). Readers mask them off; only the writer reads them.
 const (
-	SizeFree     uint32 = 1 // the block is on a free list
-	SizePrevFree uint32 = 2 // the block before this one is free: its footer precedes this header
-	SizeFlags    uint32 = EntryAlign - 1
+	SizeFree     uint32 = 1 // the block is free: on a free list, or a fragment too small for one
+	SizePrevFree uint32 = 2 // the block before this one is free and tagged: its footer precedes this header
+	// SizeLazy, with SizeFree: a lazy free block, freed without looking at
+	// its neighbours. It has no footer, the block after it does not carry
+	// SizePrevFree, and it may touch other free blocks until a merge or
+	// compaction absorbs it. A free block without it is tagged.
+	SizeLazy  uint32 = 4
+	SizeFlags uint32 = EntryAlign - 1
 )
 
 // MaxSlack is the most padding an entry's block has: up to 20 bytes to make
@@ -331,8 +341,9 @@ const (
 
 // Offsets of the Alloc words a transaction changes.
 const (
-	CursorOff   = AllocOff + 8
-	NonEmptyOff = AllocOff + 48
+	CursorOff    = AllocOff + 8
+	LazyBytesOff = AllocOff + 48
+	NonEmptyOff  = AllocOff + 56
 )
 
 // FreeListOff is the offset of class c's free list head.

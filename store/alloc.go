@@ -219,21 +219,26 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 	if err := t.unlink(b); err != nil {
 		return 0, err
 	}
+	// The new block keeps b's SizePrevFree: a lazy b may follow a tagged
+	// free block, which stays free. A lazy b has no footer, and the block
+	// after it no SizePrevFree: the rest of it stays lazy, and taking all
+	// of it touches nothing beyond it.
+	lazy := b.flags & layout.SizeLazy
+	keep := b.flags & layout.SizePrevFree
 	// The caller overwrites the block's header, links and, unless it
 	// splits, its footer: log them so a rollback puts the block back whole.
 	t.log(b.off, layout.UndoSeq)
 	t.log(b.off+8, layout.UndoPlain)
 	t.log(b.off+16, layout.UndoPlain)
 	if rest := b.size - size; rest >= layout.EntrySize {
-		// No flags: b's own predecessor is not free (no two free blocks
-		// touch), and b's Seq is odd already.
-		b.e.Size = uint32(size)
+		// b's Seq is odd already.
+		b.e.Size = uint32(size) | keep
 		r := b.off + size
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
 		// The remainder's header and links lie inside b: no log (see top).
 		storeHalf(&re.Seq, s.nextSeq(true))
-		re.Size = uint32(rest) | layout.SizeFree
-		if err := t.push(r, rest, true); err != nil {
+		re.Size = uint32(rest) | layout.SizeFree | lazy
+		if err := t.push(r, rest, true, lazy != 0); err != nil {
 			return 0, err
 		}
 		faultPoint("split")
@@ -244,23 +249,31 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		// as slack would lose it for as long as the entry lives; it stays
 		// a free fragment instead, on no list, which merges with its
 		// neighbours when they are freed, and which compaction absorbs.
-		b.e.Size = uint32(size)
+		b.e.Size = uint32(size) | keep
 		r := b.off + size
-		if rest == layout.EntryAlign {
+		if rest == layout.EntryAlign && lazy == 0 {
 			t.log(r, layout.UndoPlain) // b's footer: now the fragment's header
 		}
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
 		storeHalf(&re.Seq, s.nextSeq(true))
-		re.Size = uint32(rest) | layout.SizeFree
-		if rest > layout.EntryAlign {
+		re.Size = uint32(rest) | layout.SizeFree | lazy
+		if rest > layout.EntryAlign && lazy == 0 {
 			t.set(r+rest-8, rest) // b's footer position: logged
 		}
-		t.freeDelta += int64(rest) // unlink took all of b off; rest is still free
+		// unlink took all of b off; rest is still free
+		t.freeDelta += int64(rest)
+		if lazy != 0 {
+			t.lazyDelta += int64(rest)
+		}
 		faultPoint("fragment")
 		return b.off, nil
 	}
+	b.e.Size = uint32(b.size) | keep
+	if lazy != 0 {
+		faultPoint("take-lazy")
+		return b.off, nil
+	}
 	t.log(b.off+b.size-8, layout.UndoPlain) // the footer: value bytes from now on
-	b.e.Size = uint32(b.size)
 	if err := t.setPrevFree(b.off+b.size, false); err != nil {
 		return 0, err
 	}
@@ -324,6 +337,9 @@ func (t *txn) unlink(b block) error {
 		t.set(next+16, prev)
 	}
 	t.freeDelta -= int64(b.size)
+	if b.flags&layout.SizeLazy != 0 {
+		t.lazyDelta -= int64(b.size)
+	}
 	faultPoint("unlink")
 	return nil
 }
@@ -333,6 +349,9 @@ func (t *txn) unlink(b block) error {
 func (t *txn) unlinkAny(b block) error {
 	if b.size < layout.EntrySize {
 		t.freeDelta -= int64(b.size)
+		if b.flags&layout.SizeLazy != 0 {
+			t.lazyDelta -= int64(b.size)
+		}
 		return nil
 	}
 	return t.unlink(b)
@@ -351,11 +370,12 @@ func (s *Store) checkLink(off, at, want uint64) error {
 }
 
 // push puts the free block at off (header already written, SizeFree set)
-// at the head of its class's list and writes its footer. inside says the
-// block's link words lie inside a block this transaction split, which need
-// no log.
-func (t *txn) push(off, size uint64, inside bool) error {
+// at the head of its class's list and writes its footer unless it is lazy.
+// inside says the block's link words lie inside a block this transaction
+// split, which need no log.
+func (t *txn) push(off, size uint64, inside, lazy bool) error {
 	s := t.s
+
 	c := layout.ClassOf(size)
 	head := s.hdr.FreeLists[c].Load()
 	if head != 0 {
@@ -370,7 +390,11 @@ func (t *txn) push(off, size uint64, inside bool) error {
 		t.set(off+8, head)
 		t.set(off+16, 0)
 	}
-	t.set(off+size-8, size)
+	if lazy {
+		t.lazyDelta += int64(size)
+	} else {
+		t.set(off+size-8, size)
+	}
 	if head != 0 {
 		t.set(head+16, off)
 	} else {
@@ -395,9 +419,11 @@ func (t *txn) setClass(c int, nonEmpty bool) {
 
 // free returns a block that the index no longer links (published, or
 // filled by this transaction and superseded). Its Seq turns odd first, so
-// a reader still copying it sees the change and retries; then it merges
-// with free neighbours, or goes back to the wilderness if it ends at Top.
-func (t *txn) free(b block) error {
+// a reader still copying it sees the change and retries. Then a block that
+// ends at Top goes back to the wilderness; one that an overwrite replaced
+// with a block of its own size (same, true) becomes lazy if lazyOK; any
+// other merges with its free neighbours (coalesce).
+func (t *txn) free(b block, same bool) error {
 	s := t.s
 	t.log(b.off, layout.UndoSeq)
 	storeHalf(&b.e.Seq, s.nextSeq(true))
@@ -406,53 +432,144 @@ func (t *txn) free(b block) error {
 	if err != nil {
 		return err
 	}
-	start, end := b.off, b.off+b.size
-	if b.flags&layout.SizePrevFree != 0 {
-		fs := prevSize(s.word(b.off - 8).Load()) // the block before: its size
-		if fs < layout.EntryAlign || fs%layout.EntryAlign != 0 || fs > b.off-s.geo.HeapOff {
-			return fmt.Errorf("%w: block %#x follows a free block whose footer says %d bytes", ErrCorrupt, b.off, fs)
-		}
-		p, err := s.freeBlockAt(b.off - fs)
-		if err != nil {
+	if end := b.off + b.size; same && end != top && t.lazyOK(b.size) {
+		// Lazy: the block goes on its list as it is. Nothing beyond its
+		// header and links is read or written: an overwrite of a value of
+		// the same size takes it back without touching its neighbours.
+		b.e.Size = uint32(b.size) | b.flags&layout.SizePrevFree | layout.SizeFree | layout.SizeLazy
+		if err := t.push(b.off, b.size, false, true); err != nil {
 			return err
 		}
-		if p.size != fs {
-			return fmt.Errorf("%w: free block %#x has size %d, its footer says %d", ErrCorrupt, p.off, p.size, fs)
+		faultPoint("free-lazy")
+		return nil
+	}
+	_, err = t.coalesce(b.off, b.size, b.flags, top)
+	return err
+}
+
+// lazyOK reports whether a freed block of size bytes may stay lazy. Only a
+// block that an overwrite replaced by one of the same size is offered: the
+// next overwrite of that size is likely to take it back whole, which is
+// the churn laziness is for; space freed by deletes and by values that
+// change size merges at once. It must also be of an exact class (a
+// request of its size takes it whole), and the lazy bytes stay under
+// HeapSize/32, so the space kept apart from its neighbours is bounded;
+// compaction merges all of it.
+func (t *txn) lazyOK(size uint64) bool {
+	if t.eager || size >= layout.ExactClassLimit {
+		return false
+	}
+	lazy := int64(t.s.hdr.Alloc.LazyBytes.Load()) + t.lazyDelta
+	return lazy+int64(size) <= int64(t.s.lazyLimit)
+}
+
+// coalesce makes the free block [off, off+size), with flags as its header
+// has them (its Seq odd, already off any list), one tagged free block with
+// its free neighbours: the tagged one before it, if SizePrevFree says so,
+// and the one after it, tagged or lazy; or gives it back to the wilderness
+// when it reaches Top. It returns where the merged block starts (the new
+// Top, in the second case).
+func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, error) {
+	s := t.s
+	start, end := off, off+size
+	if flags&layout.SizePrevFree != 0 {
+		fs := prevSize(s.word(off - 8).Load()) // the block before: its size
+		if fs < layout.EntryAlign || fs%layout.EntryAlign != 0 || fs > off-s.geo.HeapOff {
+			return 0, fmt.Errorf("%w: block %#x follows a free block whose footer says %d bytes", ErrCorrupt, off, fs)
+		}
+		p, err := s.freeBlockAt(off - fs)
+		if err != nil {
+			return 0, err
+		}
+		if p.size != fs || p.flags&layout.SizeLazy != 0 {
+			return 0, fmt.Errorf("%w: free block %#x (size %d, flags %#x) is not the tagged block of %d bytes its footer says", ErrCorrupt, p.off, p.size, p.flags, fs)
 		}
 		if err := t.unlinkAny(p); err != nil {
-			return err
+			return 0, err
 		}
 		t.log(p.off, layout.UndoSeq)
 		start = p.off
 		faultPoint("merge-prev")
 	}
+	if end != top {
+		n, err := s.blockAt(end, top)
+		if err != nil {
+			return 0, err
+		}
+		if n.flags&layout.SizeFree == 0 {
+			if err := t.setPrevFree(end, true); err != nil {
+				return 0, err
+			}
+		} else {
+			if err := t.unlinkAny(n); err != nil {
+				return 0, err
+			}
+			end += n.size
+			faultPoint("merge-next")
+			// After a tagged block, the next one has SizePrevFree already.
+			// After a lazy one it has not, and it may be tagged free
+			// itself: it merges too, or no tagged block could follow.
+			if n.flags&layout.SizeLazy != 0 && end != top {
+				m, err := s.blockAt(end, top)
+				if err != nil {
+					return 0, err
+				}
+				if m.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
+					if err := t.unlinkAny(m); err != nil {
+						return 0, err
+					}
+					end += m.size
+					faultPoint("merge-after-lazy")
+				} else if err := t.setPrevFree(end, true); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
 	if end == top {
 		t.set(layout.TopOff, start)
 		t.fixCursor(start, s.geo.Size)
 		faultPoint("merge-top")
-		return nil
+		return start, nil
 	}
-	n, err := s.blockAt(end, top)
-	if err != nil {
-		return err
-	}
-	if n.flags&layout.SizeFree != 0 {
-		if err := t.unlinkAny(n); err != nil {
-			return err
-		}
-		end += n.size // the block after n has SizePrevFree already
-		faultPoint("merge-next")
-	} else if err := t.setPrevFree(end, true); err != nil {
-		return err
-	}
-	// The merged block's predecessor is not free: it would have merged.
+	// start's predecessor is not tagged free: it would have merged.
 	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = uint32(end-start) | layout.SizeFree
-	if err := t.push(start, end-start, false); err != nil {
-		return err
+	if n := end - start; n < layout.EntrySize {
+		// A lazy fragment that compaction settles with no free neighbour:
+		// a tagged fragment now, on no list.
+		if n > layout.EntryAlign {
+			t.set(end-8, n)
+		}
+		t.freeDelta += int64(n)
+	} else if err := t.push(start, n, false, false); err != nil {
+		return 0, err
 	}
 	t.fixCursor(start, end)
 	faultPoint("freed")
-	return nil
+	return start, nil
+}
+
+// settle makes free block b, lazy or tagged, tagged and merged with the
+// free blocks around it, for compaction, whose gaps must be whole. It
+// returns where the merged block starts, or Top if it went back to the
+// wilderness. Its budget is a free's.
+func (t *txn) settle(b block) (uint64, error) {
+	s := t.s
+	top, err := s.top()
+	if err != nil {
+		return 0, err
+	}
+	if err := t.unlinkAny(b); err != nil {
+		return 0, err
+	}
+	t.log(b.off, layout.UndoSeq)
+	start, err := t.coalesce(b.off, b.size, b.flags, top)
+	if err != nil {
+		return 0, err
+	}
+	t.settled = true
+	faultPoint("settle")
+	return start, nil
 }
 
 // fixCursor moves compaction's cursor to start if it lies inside

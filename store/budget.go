@@ -28,21 +28,27 @@ const (
 	// the footer and clears the next block's SizePrevFree (2). bump writes
 	// Top alone.
 	undoAlloc = 9
-	// undoFree: the block's Seq (1); a merge with the block before (unlink
-	// 3, its header 1); a merge with the block after (unlink 3) or its
-	// SizePrevFree (1); the push (links 2, footer 1, the old head's link or
-	// the class bit 1, the head 1); the cursor (1). A merge into the
-	// wilderness writes Top and the cursor instead of the last three.
-	undoFree = 14
+	// undoFree: the block's Seq (1), then coalesce: a merge with the block
+	// before (unlink 3, its header 1); a merge with the block after (unlink
+	// 3) and, if that one was lazy, with the tagged one after it (unlink 3)
+	// or that one's SizePrevFree (1); the push (links 2, footer 1, the old
+	// head's link or the class bit 1, the head 1); the cursor (1). A merge
+	// into the wilderness writes Top and the cursor instead of the last
+	// three. A lazy free writes the Seq and a push without a footer: fewer.
+	undoFree = 17
+	// undoSettle: compaction's merge of a free block that is already free:
+	// its unlink (3) and header (1), then coalesce (undoFree less the Seq).
+	undoSettle = 4 + undoFree - 1
 	// undoMove: compaction's move of one entry allocates its new block and
 	// may move the cursor.
 	undoMove = undoAlloc + 1
 	// undoApply: once per transaction, after the commit: the counters
-	// apply writes (FreeBytes, Count, BlockUsed, KVBytes, Commits).
-	undoApply = 5
-	// undoTxn: once per transaction in all: undoApply, and FreeBytes,
-	// which flushCounts writes at the commit, before CommitUndo.
-	undoTxn = undoApply + 1
+	// apply writes (FreeBytes, LazyBytes, Count, BlockUsed, KVBytes,
+	// Commits).
+	undoApply = 6
+	// undoTxn: once per transaction in all: undoApply, and FreeBytes and
+	// LazyBytes, which flushCounts writes at the commit, before CommitUndo.
+	undoTxn = undoApply + 2
 )
 
 // Every mutation of the worst kind must fit an empty journal.
@@ -56,6 +62,7 @@ const (
 	mutOverwrite                // a key's new value: allocate; free the old block after the commit
 	mutDelete                   // free the block and lower Overflow after the commit
 	mutMove                     // compaction: a new block for the same entry; free the old one
+	mutSettle                   // compaction: merge a free block with its free neighbours
 )
 
 // undoBudget is the records one mutation writes before the commit (pre)
@@ -69,6 +76,8 @@ func undoBudget(k mutKind, probed uint64) (pre, post uint64) {
 		return undoAlloc, undoFree
 	case mutDelete:
 		return 0, undoFree + probed
+	case mutSettle:
+		return undoSettle, 0
 	default: // mutMove
 		return undoMove, undoFree
 	}

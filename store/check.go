@@ -117,8 +117,9 @@ func (s *Store) check() error {
 		v.add("heap top %#x outside [%#x, %#x]", top, g.HeapOff, g.Size)
 		return v.err()
 	}
-	var liveBytes, kvBytes, freeBytes, fragBytes uint64
-	prevFree := false
+	var liveBytes, kvBytes, freeBytes, fragBytes, lazyBytes uint64
+	// prevTagged: the block before is free and not lazy.
+	prevTagged := false
 	for off := g.HeapOff; off < top; {
 		b, err := s.blockAt(off, top)
 		if err != nil {
@@ -126,7 +127,10 @@ func (s *Store) check() error {
 			break
 		}
 		isFree := b.flags&layout.SizeFree != 0
+		isLazy := b.flags&layout.SizeLazy != 0
 		switch {
+		case isLazy && !isFree:
+			v.add("block %#x is marked lazy but not free", off)
 		case isFree && b.e.Seq.Load()&1 == 0:
 			v.add("free block %#x has an even Seq", off)
 		case isFree:
@@ -135,8 +139,12 @@ func (s *Store) check() error {
 				blocks[off] = fragment // on no list, by design
 				fragBytes += b.size
 			}
-			if prevFree {
-				v.add("free block %#x follows a free block: they should have merged", off)
+			if isLazy {
+				lazyBytes += b.size
+				break // no footer; it may touch other free blocks
+			}
+			if prevTagged {
+				v.add("free block %#x follows a tagged free block: they should have merged", off)
 			}
 			if f := prevSize(s.word(off + b.size - 8).Load()); f != b.size {
 				v.add("free block %#x of %d bytes has footer %d", off, b.size, f)
@@ -151,14 +159,17 @@ func (s *Store) check() error {
 			}
 			blocks[off] = live
 		}
-		if (b.flags&layout.SizePrevFree != 0) != prevFree {
-			v.add("block %#x: SizePrevFree is %v, the block before is free: %v", off, !prevFree, prevFree)
+		if (b.flags&layout.SizePrevFree != 0) != prevTagged {
+			v.add("block %#x: SizePrevFree is %v, the block before is tagged free: %v", off, !prevTagged, prevTagged)
 		}
-		prevFree = isFree
+		prevTagged = isFree && !isLazy
 		off += b.size
 	}
-	if prevFree {
-		v.add("the block below the heap top is free: it should have gone back to the never-used space")
+	if prevTagged {
+		v.add("the block below the heap top is free and tagged: it should have gone back to the never-used space")
+	}
+	if l := s.hdr.Alloc.LazyBytes.Load(); l != lazyBytes {
+		v.add("Alloc.LazyBytes is %d, the heap has %d in lazy free blocks", l, lazyBytes)
 	}
 	if c := s.hdr.Alloc.Cursor.Load(); c != top {
 		if _, ok := blocks[c]; !ok {

@@ -369,6 +369,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		pos += b.size
 	}
 	t := s.begin()
+	t.eager = true // what the moves free merges at once
 	// Any error before the commit undoes what the step planned.
 	committing := false
 	defer func() {
@@ -376,6 +377,46 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			t.rollback()
 		}
 	}()
+	// The gap must be whole: a lazy gap, or one with free blocks after it,
+	// merges with them first (alloc.go's settle).
+	for gap.off+gap.size < top {
+		if gap.flags&layout.SizeLazy == 0 {
+			n, err := s.blockAt(gap.off+gap.size, top)
+			if err != nil {
+				return r, err
+			}
+			if n.flags&layout.SizeFree == 0 {
+				break
+			}
+		}
+		if err := t.budget(mutSettle, 0); err != nil {
+			break // the journal is full: use the gap as it is
+		}
+		start, err := t.settle(gap)
+		if err != nil {
+			return r, err
+		}
+		t.checkBudget()
+		if top, err = s.top(); err != nil {
+			return r, err
+		}
+		if start == top { // it went back to the wilderness
+			gap = block{off: top}
+			break
+		}
+		if gap, err = s.freeBlockAt(start); err != nil {
+			return r, err
+		}
+	}
+	if gap.off == top {
+		r.cursor, r.scan = top, top
+		committing = true
+		if err := t.commit(); err != nil {
+			return r, err
+		}
+		storeWord(&a.Cursor, top)
+		return r, nil
+	}
 	next := gap.off         // the cursor after this step
 	cur := gap              // what is left of the gap
 	q := gap.off + gap.size // the next old block

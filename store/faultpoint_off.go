@@ -6,3 +6,6 @@ package store
 // with -tags shmkv_faults) can kill the process. In normal builds it is an
 // empty function the compiler removes.
 func faultPoint(string) {}
+
+// eagerFrees is false: frees are lazy when they may be (alloc.go).
+func eagerFrees() bool { return false }

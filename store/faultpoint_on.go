@@ -54,3 +54,7 @@ func faultPoint(name string) {
 		select {}
 	}
 }
+
+// eagerFrees: SHMKV_EAGER_FREE=1 makes every free merge at once, never
+// lazy, so the crash tests reach the merge steps with small blocks too.
+func eagerFrees() bool { return os.Getenv("SHMKV_EAGER_FREE") == "1" }

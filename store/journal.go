@@ -77,6 +77,13 @@ type txn struct {
 	// freeDelta is the change to Meta.FreeBytes not yet written: the
 	// allocator adds to it, and flushCounts writes it once per phase.
 	freeDelta int64
+	// lazyDelta is the same for Alloc.LazyBytes.
+	lazyDelta int64
+	// eager: frees merge, never lazy (compaction's transactions).
+	eager bool
+	// settled: the transaction merged free blocks (settle), which it
+	// commits even without an intent.
+	settled bool
 
 	// In a batch (batch != nil), the intents planned so far by key hash,
 	// so that a mutation sees the effect of earlier ones, and the slots
@@ -129,13 +136,13 @@ func (s *Store) mutableWord(off uint64) bool {
 // begin starts a transaction. REQUIRES: the writer lock, journal Idle.
 func (s *Store) begin() *txn {
 	jh := s.journal()
-	jh.NumUndo.Store(0)
-	jh.NumIntents.Store(0)
-	jh.CommitUndo.Store(0)
-	jh.Owner.Store(s.ident)
+	storeHalf(&jh.NumUndo, 0)
+	storeHalf(&jh.NumIntents, 0)
+	storeHalf(&jh.CommitUndo, 0)
+	storeHalf(&jh.Owner, s.ident)
 	// INVARIANT: the counts are reset before State leaves Idle, so recovery
 	// never reads a previous transaction's records.
-	jh.State.Store(layout.JournalPrepare)
+	storeHalf(&jh.State, layout.JournalPrepare)
 	faultPoint("begin")
 	// NB: the txn lives in the Store (guarded by wmu) so a mutation
 	// allocates nothing.
@@ -192,7 +199,8 @@ func undoOverflow() {
 // process memory.
 func (t *txn) flushCounts() {
 	t.add(layout.FreeBytesOff, t.freeDelta)
-	t.freeDelta = 0
+	t.add(layout.LazyBytesOff, t.lazyDelta)
+	t.freeDelta, t.lazyDelta = 0, 0
 }
 
 // addIntent records a publication to perform at commit.
@@ -213,20 +221,20 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 // commit is the commit point, then applies the intents and ends the
 // transaction.
 func (t *txn) commit() error {
-	if t.nIntents == 0 {
+	if t.nIntents == 0 && !t.settled {
 		t.rollback()
 		return nil
 	}
 	t.flushCounts() // the region must be whole at the commit instant
-	t.jh.CommitUndo.Store(t.nUndo)
+	storeHalf(&t.jh.CommitUndo, t.nUndo)
 	t.logged = [len(t.logged)]uint64{} // see logged
 	faultPoint("prepared")
-	t.jh.State.Store(layout.JournalCommitted)
+	storeHalf(&t.jh.State, layout.JournalCommitted)
 	faultPoint("commit")
 	if err := t.apply(); err != nil {
 		return err
 	}
-	t.jh.State.Store(layout.JournalIdle)
+	storeHalf(&t.jh.State, layout.JournalIdle)
 	faultPoint("idle")
 	return nil
 }
@@ -241,7 +249,7 @@ func (t *txn) rollback() {
 		panic(err)
 	}
 	faultPoint("rolled-back")
-	t.jh.State.Store(layout.JournalIdle)
+	storeHalf(&t.jh.State, layout.JournalIdle)
 }
 
 // undo restores records [from, to) newest first.
@@ -295,11 +303,13 @@ func (t *txn) apply() error {
 	var dCount, dBlock, dKV int64
 	for i := range its {
 		it := &its[i]
+		var nb block
 		if it.New != 0 {
 			b, err := s.liveBlock(layout.SlotOffset(it.New))
 			if err != nil {
 				return err
 			}
+			nb = b
 			dBlock += int64(b.size)
 			dKV += int64(b.kl + b.vl)
 			if a := &s.hdr.Alloc; b.size > a.MaxBlock.Load() {
@@ -314,7 +324,7 @@ func (t *txn) apply() error {
 			}
 			dBlock -= int64(b.size)
 			dKV -= int64(b.kl + b.vl)
-			if err := t.free(b); err != nil {
+			if err := t.free(b, nb.size == b.size); err != nil {
 				return err
 			}
 		}
@@ -435,7 +445,7 @@ func (s *Store) recoverJournal() error {
 			return err
 		}
 		jh.NumUndo.Store(c)
-		jh.Owner.Store(s.ident)
+		storeHalf(&jh.Owner, s.ident)
 		faultPoint("recover-undone")
 		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni}
 		if err := t.apply(); err != nil {

@@ -11,6 +11,7 @@ package store
 //	SHMKV_SEED=1234 go test -run TestRandomPutDelete1to8KiB -v ./store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -662,4 +663,74 @@ func TestCompactMakesFreeSpaceOnePiece(t *testing.T) {
 	}
 	t.Logf("%d progress reports", len(seen))
 	compacted(before, p)
+}
+
+// Overwrites by values of the same block size free their old blocks
+// lazily: the next such overwrite takes one back, so churn never eats the
+// never-used space; lazy bytes stay under a 32nd of the heap; and when
+// room runs short they merge like any free block, so the guarantee holds.
+func TestLazyFrees(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	val := func(i, round int) []byte { return bytes.Repeat([]byte{byte('a' + (i+round)%26)}, 200) }
+	const keys = 1000
+	for i := range keys {
+		if err := s.Put([]byte(fmt.Sprintf("k%04d", i)), val(i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	tail := st.TailBytes
+	rng := rand.New(rand.NewPCG(7, 8))
+	for round := 1; round <= 20_000; round++ {
+		i := rng.IntN(keys)
+		if err := s.Put([]byte(fmt.Sprintf("k%04d", i)), val(i, round)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st = s.Stats()
+	if st.LazyFreeBytes == 0 || st.LazyFreeBytes > st.HeapSize/32 {
+		t.Fatalf("after same-size churn: %d lazy bytes; want some, at most %d", st.LazyFreeBytes, st.HeapSize/32)
+	}
+	if st.TailBytes < tail-st.HeapSize/32 {
+		t.Fatalf("same-size churn took %d bytes of the never-used space: lazy blocks are not reused", tail-st.TailBytes)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// Keep every tenth key; fill with 8 KiB values up to the guarantee.
+	var live int64
+	for i := range keys {
+		k := []byte(fmt.Sprintf("k%04d", i))
+		if i%10 != 0 {
+			if err := s.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		live += int64(layout.BlockSize(uint64(len(k)), 200))
+	}
+	big := bytes.Repeat([]byte("B"), 8<<10)
+	for i := 0; ; i++ {
+		k := []byte(fmt.Sprintf("big%04d", i))
+		need := int64(layout.BlockSize(uint64(len(k)), uint64(len(big))))
+		err := s.Put(k, big)
+		if err == nil {
+			live += need
+			continue
+		}
+		st := s.Stats()
+		if !errors.Is(err, ErrFull) || live+need <= st.HeapSize-st.Reserve {
+			t.Fatalf("put %d with %d live + %d new <= %d (heap %d - reserve %d): %v", i, live, need, st.HeapSize-st.Reserve, st.HeapSize, st.Reserve, err)
+		}
+		break
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.LazyFreeBytes != 0 {
+		t.Fatalf("after Compact: %d lazy bytes, want 0", st.LazyFreeBytes)
+	}
 }

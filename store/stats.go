@@ -32,6 +32,13 @@ type Stats struct {
 	// largest piece: 0 when all free space is one block. A put that finds
 	// no piece big enough compacts first (Compact).
 	Fragmentation float64
+	// LazyFreeBytes is the part of FreeListBytes in lazy blocks: freed by
+	// overwrites with a value of the same block size, put on their list
+	// without merging with their neighbours, so that the next such
+	// overwrite takes one back touching nothing else. They stay under a
+	// 32nd of the heap, merge with a neighbour that is freed, and
+	// compaction merges them all.
+	LazyFreeBytes int64
 	// Reserve is how much of the never-used tail puts leave for compaction
 	// to move entries into: twice the largest entry block ever written, at
 	// most a tenth of the heap.
@@ -100,6 +107,7 @@ func (s *Store) Stats() Stats {
 		KeyValueBytes: int64(h.Meta.KVBytes.Load()),
 		BlockBytes:    int64(h.Meta.BlockUsed.Load()),
 		FreeListBytes: int64(h.Meta.FreeBytes.Load()),
+		LazyFreeBytes: int64(h.Alloc.LazyBytes.Load()),
 		HugePages:     s.huge,
 		NoReserve:     s.flags&layout.FlagNoReserve != 0,
 		Populate:      s.populated,

@@ -31,6 +31,8 @@ type Store struct {
 	// read again from the region, so a later scribble over the header
 	// cannot steer this process outside its mapping.
 	geo layout.Geometry
+	// lazyLimit bounds Alloc.LazyBytes (alloc.go, lazyOK).
+	lazyLimit uint64
 	// buckets is the index, and intents and undos the journal's records:
 	// views checked once against geo.
 	buckets []layout.Bucket
@@ -465,11 +467,15 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 	s := &Store{
 		name: name, obj: obj, m: m, r: r, hdr: h,
 		geo:          h.Geometry(),
+		lazyLimit:    h.Geometry().HeapSize / 32,
 		flags:        h.Flags,
 		huge:         HugePages(h.HugePages),
 		readOnly:     o.ReadOnly,
 		lockTimeout:  o.LockTimeout,
 		writeTimeout: o.WriteTimeout,
+	}
+	if eagerFrees() {
+		s.lazyLimit = 0
 	}
 	buckets, err := offsetptr.SliceAt[layout.Bucket](r, offsetptr.Offset(s.geo.IndexOff), s.geo.NumBuckets)
 	if err != nil { // Validate has checked the geometry: never, short of a bug

@@ -48,33 +48,43 @@ type crashMutation struct {
 	newValue string // "" means deleted
 	batch    bool
 	crowd    bool // fill the key's home bucket first, so it probes past it
+	// eager: SHMKV_EAGER_FREE=1 for the run, so the free merges at once
+	// where it would be lazy (an overwrite by a block of the same size).
+	eager bool
 }
 
 var crashMutations = []crashMutation{
-	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false},
+	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false, false},
 	// A block of exactly a freed block's size: taken whole from its free
 	// list, so the next block's SizePrevFree is cleared.
-	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false},
+	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false, false},
 	// Larger than any free block: from the never-used space.
-	{"insert-bump", []string{"put", "bump-key", strings.Repeat("u", 5000)}, "bump-key", "", strings.Repeat("u", 5000), false, false},
+	{"insert-bump", []string{"put", "bump-key", strings.Repeat("u", 5000)}, "bump-key", "", strings.Repeat("u", 5000), false, false, false},
 	// ow-key and del-key sit between two free blocks: freeing them merges
 	// with both.
-	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false},
-	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false},
-	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false},
+	// The old and new blocks are of one size: the old one is freed lazily,
+	// or, with eager, merges with both neighbours.
+	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, false},
+	{"overwrite-merge", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, true},
+	// Exactly the size of the lazy block at the bottom of the heap: taken
+	// whole, touching no neighbour.
+	{"insert-lazy", []string{"put", "lz-new", strings.Repeat("z", 98)}, "lz-new", "", strings.Repeat("z", 98), false, false, false},
+	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false, false},
+	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false, false},
+	{"delete-before-lazy", []string{"del", "lzpre"}, "lzpre", "p", "", false, false, false},
 	// The block just below the heap top: freeing it gives it back to the
 	// never-used space.
-	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false},
-	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false},
-	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false},
-	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true},
-	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true},
+	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false, false},
+	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false},
+	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false},
+	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true, false},
+	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true, false},
 	// No free block holds it and the never-used space is down to its
 	// reserve: the put compacts (moves an entry), then inserts.
-	{"compact-put", []string{"put", "c-key", strings.Repeat("c", 9000)}, "c-key", "", strings.Repeat("c", 9000), false, false},
+	{"compact-put", []string{"put", "c-key", strings.Repeat("c", 9000)}, "c-key", "", strings.Repeat("c", 9000), false, false, false},
 	// The same from inside a batch, after two small puts that must be
 	// planned again once compaction has run.
-	{"compact-batch", []string{"batchbig", "cb-key", strings.Repeat("d", 9000)}, "cb-key", "", strings.Repeat("d", 9000), true, false},
+	{"compact-batch", []string{"batchbig", "cb-key", strings.Repeat("d", 9000)}, "cb-key", "", strings.Repeat("d", 9000), true, false, false},
 }
 
 const crashSize, crashEntries = 1 << 20, 600
@@ -99,8 +109,10 @@ func crowd(t *testing.T, s *store.Store, key string) {
 
 // crashStore makes the store every crash run starts from: the same
 // contents, so a mutation passes the same fault points each time. At the
-// bottom of the heap, two free blocks of 6000 bytes with one small entry
-// between, then a large one (what compaction joins, with one move); then free blocks of several sizes
+// bottom of the heap, a lazy free block of 120 bytes (what insert-lazy
+// takes, and compaction settles), then two free blocks of 6000 bytes with
+// one small entry between, then a large one (what compaction joins, with
+// one move); then free blocks of several sizes
 // between live entries (what allocations split or take whole); m.key
 // between two free blocks (what its free merges with); a filler that
 // leaves the never-used space 8 KiB above its reserve; and top-key, the
@@ -121,6 +133,7 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 			t.Fatalf("setup: delete %s: %v", k, err)
 		}
 	}
+	put("lz", strings.Repeat("z", 106)) // a 120-byte block, made lazy below
 	put("cgap1", strings.Repeat("g", 6000))
 	put("cpin", "p")
 	put("cgap2", strings.Repeat("g", 6000))
@@ -143,6 +156,14 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	}
 	put("rgap", strings.Repeat("r", 300))
 	put("victim", "x")
+	// lzpre, then a lazy block, then a tagged free one: deleting lzpre
+	// merges with both.
+	put("lzpre", "p")
+	put("lz2", strings.Repeat("z", 106))
+	put("lzgap", strings.Repeat("g", 300))
+	put("lz", strings.Repeat("y", 106)) // same size: the old block is lazy
+	put("lz2", strings.Repeat("y", 106))
+	del("lzgap")
 	for _, k := range []string{"cgap1", "cgap2", "gap0", "gap1", "gap2", "gap3", "gap4", "lgap", "rgap"} {
 		del(k)
 	}
@@ -211,6 +232,9 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 	total := 0
 	for _, m := range crashMutations {
 		t.Run(m.name, func(t *testing.T) {
+			if m.eager {
+				t.Setenv("SHMKV_EAGER_FREE", "1")
+			}
 			name, s := crashStore(t, m)
 			seq := faultSequence(t, append([]string{name}, m.args...))
 			s.Close()
@@ -273,11 +297,13 @@ func TestCrashDuringRecovery(t *testing.T) {
 	}{
 		{mutation("overwrite"), "filled:1", false},
 		{mutation("overwrite"), "publish:1", true},
-		{mutation("overwrite"), "freed:1", true},
+		{mutation("overwrite"), "free-lazy:1", true},
+		{mutation("overwrite-merge"), "freed:1", true},
 		// A compaction's move, killed before its commit and while its
 		// frees merge; then the put's own transaction after compacting.
 		{mutation("compact-put"), "move:1", false},
 		{mutation("compact-put"), "merge-prev:1", false},
+		{mutation("compact-put"), "settle:1", false},
 		{mutation("compact-put"), "last publish", true},
 	}
 	for _, tc := range cases {
@@ -293,6 +319,9 @@ func TestCrashDuringRecovery(t *testing.T) {
 			store.Remove(name)
 		}
 		t.Run(m.name+"/"+first, func(t *testing.T) {
+			if m.eager {
+				t.Setenv("SHMKV_EAGER_FREE", "1")
+			}
 			kill := func(name string) {
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+first)
 				if err := c.wait(t, 10*time.Second); !killed(err) {

@@ -50,6 +50,9 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("used", "%s in blocks, %s of keys and values", store.FormatBytes(st.BlockBytes), store.FormatBytes(st.KeyValueBytes))
 	add("free", "%s (%s in freed blocks + %s never used)",
 		store.FormatBytes(st.FreeListBytes+st.TailBytes), store.FormatBytes(st.FreeListBytes), store.FormatBytes(st.TailBytes))
+	if st.LazyFreeBytes > 0 {
+		add("lazy free", "%s of the freed blocks left unmerged for same-size overwrites", store.FormatBytes(st.LazyFreeBytes))
+	}
 	add("fill", "%.1f%%", 100*st.Fill)
 	add("largest free", "%s in one piece", store.FormatBytes(st.LargestFree))
 	add("fragmentation", "%.1f%% of free space is outside the largest free piece", 100*st.Fragmentation)
