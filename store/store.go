@@ -135,19 +135,6 @@ func Remove(name string) error {
 	return nil
 }
 
-// guardOpen runs an open or a create with the fault guard every other
-// operation has: the object may be truncated, or its header changed, by
-// another process while this one reads it.
-func guardOpen(fn func() (*Store, error)) (s *Store, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, faultError(r, ErrCorrupt)
-		}
-	}()
-	return fn()
-}
-
 // Unlink unlinks the object of that name whatever it holds, store or not:
 // what `shmkv rm --force` does. Prefer Remove, which touches only stores.
 func Unlink(name string) error {
