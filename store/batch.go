@@ -57,6 +57,20 @@ func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) erro
 	}, true)
 }
 
+// batchIndex finds a batch's planned intents. Its maps are kept in the
+// Store and cleared per batch, so a batch allocates nothing once warm.
+type batchIndex struct {
+	byHash table    // key hash -> 1 + index of the latest intent for such a key
+	chain  []uint32 // chain[i]: 1 + index of the previous intent with the same hash, or 0
+	slots  table    // slot -> 1 + index of the latest intent publishing into it
+}
+
+func (b *batchIndex) reset() {
+	b.byHash.reset()
+	b.slots.reset()
+	b.chain = b.chain[:0]
+}
+
 var errBatchDone = errors.New("shmkv: Batch used after its Update returned")
 
 // keyError names the key a failed mutation was about.

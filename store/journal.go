@@ -84,20 +84,6 @@ type txn struct {
 	batch *batchIndex
 }
 
-// batchIndex finds a batch's planned intents. Its maps are kept in the
-// Store and cleared per batch, so a batch allocates nothing once warm.
-type batchIndex struct {
-	byHash table    // key hash -> 1 + index of the latest intent for such a key
-	chain  []uint32 // chain[i]: 1 + index of the previous intent with the same hash, or 0
-	slots  table    // slot -> 1 + index of the latest intent publishing into it
-}
-
-func (b *batchIndex) reset() {
-	b.byHash.reset()
-	b.slots.reset()
-	b.chain = b.chain[:0]
-}
-
 func (s *Store) journal() *layout.JournalHeader {
 	return offsetptr.MustAt[layout.JournalHeader](s.r, offsetptr.Offset(s.geo.JournalOff))
 }
