@@ -141,7 +141,7 @@ func (s *Store) readSlot(slot *atomic.Uint64, values bool) (key, value []byte, o
 			return nil, nil, false, nil
 		}
 		off := layout.SlotOffset(w)
-		if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
+		if !g.EntryInHeap(off) {
 			return nil, nil, false, fmt.Errorf("%w: index slot names entry %#x outside the heap", ErrCorrupt, off)
 		}
 		hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))

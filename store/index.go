@@ -106,7 +106,7 @@ const (
 func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, copyValue bool) ([]byte, readResult) {
 	off := layout.SlotOffset(w)
 	g := &s.geo
-	if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
+	if !g.EntryInHeap(off) {
 		return dst, readCorrupt
 	}
 	hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
