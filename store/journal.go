@@ -362,10 +362,8 @@ func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
 // checkIntent validates an intent read back from the region.
 func (s *Store) checkIntent(it *layout.Intent) error {
 	g := &s.geo
-	okSlot := it.Slot >= g.IndexOff && it.Slot < g.IndexOff+g.NumBuckets*layout.BucketSize &&
-		it.Slot%8 == 0 && (it.Slot-g.IndexOff)%layout.BucketSize != 0
 	okWord := func(w uint64) bool { return w == 0 || g.EntryInHeap(layout.SlotOffset(w)) }
-	if !okSlot || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
+	if !s.isSlot(it.Slot) || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
 		s.distance(it.Home, s.bucketOfSlot(it.Slot)) >= layout.MaxProbe || it.Flags&^layout.IntentSuperseded != 0 ||
 		it.Kind < layout.IntentInsert || it.Kind > layout.IntentDelete || (it.New == 0) != (it.Kind == layout.IntentDelete) {
 		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
