@@ -9,12 +9,10 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/shmkv/shmkv/layout"
-	"github.com/shmkv/shmkv/offsetptr"
 )
 
 func yield() { runtime.Gosched() }
@@ -98,13 +96,21 @@ func (s *Store) scan(values bool, fn func(key, value []byte) bool) (err error) {
 			bi = next - 1
 			continue
 		}
-		b := s.bucket(bi)
-		for i := range b.Slots {
-			k, v, ok, err := s.readSlot(&b.Slots[i], values)
+		for i := range layout.BucketSlots {
+			kv, kl, ok, err := s.readSlot(bi, i, values)
 			if err != nil {
 				return fmt.Errorf("%w (bucket %d slot %d)", err, bi, i)
 			}
-			if ok && !fn(k, v) {
+			if !ok {
+				continue
+			}
+			// NB: the key is a copy of its own, so that keeping it does not
+			// keep the value's memory.
+			k, v := kv, []byte(nil)
+			if values {
+				k, v = bytes.Clone(kv[:kl]), kv[kl:]
+			}
+			if !fn(k, v) {
 				return nil
 			}
 		}
@@ -131,46 +137,31 @@ func (s *Store) skipHole(bi uint64) uint64 {
 	return min(max(next, bi+1), s.geo.NumBuckets)
 }
 
-// readSlot copies the entry a slot names, whatever its key; its value too
-// if values.
-func (s *Store) readSlot(slot *atomic.Uint64, values bool) (key, value []byte, ok bool, err error) {
-	g := &s.geo
+// readSlot copies the entry slot i of bucket bi names, whatever its key, through
+// readEntry: its key and, if values, its value after it (kl is the key's
+// length). ok is false for an empty slot. A copy that raced the writer is
+// made again; out is a fresh slice, never nil.
+func (s *Store) readSlot(bi uint64, i int, values bool) (out []byte, kl uint64, ok bool, err error) {
+	slot := &s.bucket(bi).Slots[i]
+	m := readKey
+	if values {
+		m = readKV
+	}
+	dst := []byte{} // an empty key or value is not nil
 	for attempt := 0; attempt < 1<<20; attempt++ {
 		w := slot.Load()
 		if w == 0 {
-			return nil, nil, false, nil
+			return nil, 0, false, nil
 		}
-		off := layout.SlotOffset(w)
-		if !g.EntryInHeap(off) {
-			return nil, nil, false, fmt.Errorf("%w: index slot names entry %#x outside the heap", ErrCorrupt, off)
+		switch out, kl, r := s.readEntry(slot, w, nil, dst, m); r {
+		case readMatch:
+			return out, kl, true, nil
+		case readCorrupt:
+			return nil, 0, false, badSlot(slotOff(s.bucketOff(bi), i), w)
 		}
-		hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
-		h := hw.Load()
-		if h&1 != 0 {
+		if attempt > 64 {
 			yield()
-			continue
 		}
-		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-		kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack) // once each: see readEntry
-		if size > g.Size-off || layout.EntryHeader+kl+slack > size {
-			if s.unstable(slot, w, hw, h, readCorrupt) == readRetry {
-				continue
-			}
-			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
-		}
-		n := kl
-		if values {
-			n = size - layout.EntryHeader - slack
-		}
-		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), n)
-		key = bytes.Clone(b[:kl])
-		if values {
-			value = bytes.Clone(b[kl:]) // not nil when empty
-		}
-		if s.unstable(slot, w, hw, h, readMatch) == readRetry {
-			continue
-		}
-		return key, value, true, nil
 	}
-	return nil, nil, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
+	return nil, 0, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
 }
