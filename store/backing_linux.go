@@ -22,6 +22,7 @@ import (
 	mmap "github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/shmopen"
 )
@@ -63,7 +64,7 @@ func hugetlbMounts() []hugetlbMount {
 		m := hugetlbMount{dir: unescapeMount(fields[1]), pageSize: defaultHugePageSize()}
 		for _, opt := range strings.Split(fields[3], ",") {
 			if v, ok := strings.CutPrefix(opt, "pagesize="); ok {
-				if n, err := parseSize(v); err == nil {
+				if n, err := units.ParseSize(v); err == nil {
 					m.pageSize = n
 				}
 			}
@@ -111,35 +112,6 @@ func defaultHugePageSize() int64 {
 	}
 	return 2 << 20
 }
-
-// parseSize reads sizes like "2M", "256M", "1G", "4096" and "64MiB".
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("shmkv: bad size %q", s)
-	}
-	return n * mult, nil
-}
-
-// ParseSize reads a size such as "64M", "1G" or "1048576".
-func ParseSize(s string) (int64, error) { return parseSize(s) }
 
 // objectSize is the size the object for o will have: o.Size, rounded up
 // to whole huge pages on hugetlbfs, where it also checks there is a mount
@@ -284,7 +256,7 @@ func freeSpace(dir string) string {
 	if unix.Statfs(dir, &st) != nil {
 		return "unknown"
 	}
-	return FormatBytes(int64(st.Bavail) * st.Bsize)
+	return units.FormatBytes(int64(st.Bavail) * st.Bsize)
 }
 
 // openObject opens an existing store's object by name: /dev/shm first, then
@@ -405,7 +377,7 @@ func (m *mapping) populate(readOnly bool) error {
 func (m *mapping) lock() error {
 	if err := unix.Mlock(m.data); err != nil {
 		return fmt.Errorf("shmkv: mlock of %s: %w (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK: ulimit -l)",
-			FormatBytes(int64(len(m.data))), os.NewSyscallError("mlock", err))
+			units.FormatBytes(int64(len(m.data))), os.NewSyscallError("mlock", err))
 	}
 	return nil
 }
@@ -458,19 +430,4 @@ func hugeMapped(addr uintptr) int64 {
 		}
 	}
 	return total
-}
-
-// FormatBytes prints a byte count with a binary unit ("64.0 MiB"), as
-// shmkv's messages do.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

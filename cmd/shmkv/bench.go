@@ -43,6 +43,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -149,7 +150,7 @@ func (b *bench) printf(format string, args ...any) {
 func (b *bench) run(s *store.Store, scaling bool, rounds int) error {
 	cfg := &b.cfg
 	st := s.Stats()
-	b.printf("shmkv bench: store %q: %s, index of %d entries (%s)", b.name, store.FormatBytes(st.Size), st.MaxEntries, st.Path)
+	b.printf("shmkv bench: store %q: %s, index of %d entries (%s)", b.name, units.FormatBytes(st.Size), st.MaxEntries, st.Path)
 	t0 := time.Now()
 	key := make([]byte, cfg.keySize)
 	val := make([]byte, cfg.valueSize)

@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -111,7 +112,7 @@ func (c *cli) demo(args []string) error {
 // the demo could not run.
 func (d *demo) run(exe string, dur time.Duration) error {
 	d.printf("shmkv demo: %d writer and %d reader processes share the new store %q (%s, %s)",
-		demoWriters, demoReaders, d.name, store.FormatBytes(demoSize), d.s.Path())
+		demoWriters, demoReaders, d.name, units.FormatBytes(demoSize), d.s.Path())
 	d.printf("  writer wN puts seq 0, 1, 2... to keys \"wN:<seq mod %d>\", value \"KEY|seq=S|pid=P\";", demoKeys)
 	d.printf("  readers get random keys and check that each value names its own key")
 	var pids []string

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -545,11 +546,11 @@ func TestCompact(t *testing.T) {
 	// Every live entry was above the first free piece, so every one moved
 	// (one may move twice: out of the way of a gap too small for it, then
 	// down).
-	if n, _ := strconv.Atoi(m[2]); after.BytesMoved == 0 || m[1] != store.FormatBytes(after.BytesMoved) || n < len(live) {
+	if n, _ := strconv.Atoi(m[2]); after.BytesMoved == 0 || m[1] != units.FormatBytes(after.BytesMoved) || n < len(live) {
 		t.Errorf("compact reports moving %s in %s entries; the store counts %d bytes, and %d entries are live", m[1], m[2], after.BytesMoved, len(live))
 	}
 	if m[3] != fmt.Sprintf("%.1f", 100*before.Fragmentation) || m[4] != "0.0" ||
-		m[5] != store.FormatBytes(before.LargestFree) || m[6] != store.FormatBytes(after.LargestFree) {
+		m[5] != units.FormatBytes(before.LargestFree) || m[6] != units.FormatBytes(after.LargestFree) {
 		t.Errorf("compact: %q; before %+v", stdout, before)
 	}
 	if after.CompactPasses != 1 || after.Compactions == 0 {
@@ -559,10 +560,10 @@ func TestCompact(t *testing.T) {
 	// stat and stat --json show what compaction did.
 	stdout, _, _ = run("", "--store", name, "stat")
 	for _, want := range []string{
-		"largest free:       " + store.FormatBytes(after.LargestFree) + " in one piece",
+		"largest free:       " + units.FormatBytes(after.LargestFree) + " in one piece",
 		"fragmentation:      0.0% of free space is outside the largest free piece",
-		"reserve:            " + store.FormatBytes(after.Reserve) + " of the never-used space kept free for compaction",
-		fmt.Sprintf("compaction:         %s moved in %d transactions, 1 pass over the heap", store.FormatBytes(after.BytesMoved), after.Compactions),
+		"reserve:            " + units.FormatBytes(after.Reserve) + " of the never-used space kept free for compaction",
+		fmt.Sprintf("compaction:         %s moved in %d transactions, 1 pass over the heap", units.FormatBytes(after.BytesMoved), after.Compactions),
 	} {
 		if !strings.Contains(stdout, want+"\n") && !strings.Contains(stdout, want+" ") {
 			t.Errorf("stat lacks %q:\n%s", want, stdout)
@@ -649,7 +650,7 @@ func TestCompactInterrupted(t *testing.T) {
 	st := storeStats(t, name, live)
 	want := fmt.Sprintf("shmkv: store %q: compact interrupted (interrupt signal received) after ", name)
 	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 ||
-		!strings.Contains(stderr, "having moved "+store.FormatBytes(st.BytesMoved)+" in ") || !strings.Contains(stderr, "run compact again") {
+		!strings.Contains(stderr, "having moved "+units.FormatBytes(st.BytesMoved)+" in ") || !strings.Contains(stderr, "run compact again") {
 		t.Errorf("stderr %q, want one line starting %q", stderr, want)
 	}
 	if st.BytesMoved == 0 || st.Fragmentation == 0 || st.CompactPasses != 0 {
