@@ -43,7 +43,8 @@ func (s *Store) Update(fn func(b *Batch) error) error {
 // wrapping ctx's error, and fn never runs. Once fn runs, ctx is not looked
 // at again: fn decides.
 func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) error {
-	return s.withLock(ctx, func(t *txn) error {
+	fnFailed := false // then the error is fn's: it is returned as fn made it
+	err := s.withLock(ctx, func(t *txn) error {
 		s.batch.reset()
 		t.batch = &s.batch
 		// NB: the Batch lives in the Store (guarded by wmu), so an Update
@@ -53,8 +54,14 @@ func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) erro
 		b.t = t
 		s.updateG.Store(goid(s.goidBuf[:]))
 		defer func() { b.t = nil; s.updateG.Store(0) }()
-		return fn(b)
+		err := fn(b)
+		fnFailed = err != nil
+		return err
 	}, true)
+	if fnFailed {
+		return err
+	}
+	return s.fail("update", err)
 }
 
 // batchIndex finds a batch's planned intents. Its maps are kept in the

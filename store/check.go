@@ -22,7 +22,10 @@ import (
 // every live block is named by exactly one index slot; each slot's tag and
 // place fit its key's hash; every bucket's Overflow equals the number of
 // keys that probe past it; the counts in Meta match what is there.
-func (s *Store) Check() (err error) {
+func (s *Store) Check() error { return s.fail("check", s.checkLocked()) }
+
+// checkLocked is Check: it takes the locks and checks.
+func (s *Store) checkLocked() (err error) {
 	if !s.wmu.TryLock() {
 		if err := s.lockSlowly(context.Background()); err != nil {
 			return err

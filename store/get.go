@@ -28,7 +28,13 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // GetAppend appends key's value to dst and returns the extended slice, or
 // dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
-func (s *Store) GetAppend(dst, key []byte) ([]byte, error) { return s.get(key, dst, true) }
+func (s *Store) GetAppend(dst, key []byte) ([]byte, error) {
+	v, err := s.get(key, dst, true)
+	if err != nil && err != ErrNotFound {
+		err = s.fail("get", err)
+	}
+	return v, err
+}
 
 // Has reports whether key is in the store.
 func (s *Store) Has(key []byte) (bool, error) {
@@ -36,7 +42,7 @@ func (s *Store) Has(key []byte) (bool, error) {
 	if err == ErrNotFound {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil, s.fail("has", err)
 }
 
 // get is lookup for the Store's callers: closed check, guard, ErrNotFound.
@@ -77,12 +83,12 @@ func (s *Store) Len() (n int) {
 // the key does not keep the value's memory). fn may call the Store's other
 // methods.
 func (s *Store) Range(fn func(key, value []byte) bool) error {
-	return s.scan(true, fn)
+	return s.fail("range", s.scan(true, fn))
 }
 
 // RangeKeys is Range for keys alone: it copies no value.
 func (s *Store) RangeKeys(fn func(key []byte) bool) error {
-	return s.scan(false, func(k, _ []byte) bool { return fn(k) })
+	return s.fail("range", s.scan(false, func(k, _ []byte) bool { return fn(k) }))
 }
 
 func (s *Store) scan(values bool, fn func(key, value []byte) bool) (err error) {

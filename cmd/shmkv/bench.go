@@ -157,7 +157,7 @@ func (b *bench) run(s *store.Store, scaling bool, rounds int) error {
 	for i := range cfg.keys {
 		benchKeyInto(key, i)
 		if err := s.Put(key, val); err != nil {
-			return fmt.Errorf("bench: fill: put key %d: %w", i, err)
+			return failed(fmt.Sprintf("bench: fill: put key %d", i), err)
 		}
 		if i%4096 == 0 && b.ctx.Err() != nil {
 			return b.ctx.Err()
@@ -466,7 +466,7 @@ func (c *cli) benchWorker(args []string) error {
 			done = now.After(end) || stop.Load()
 		}
 		if err != nil {
-			return fmt.Errorf("bench worker %s%d: key %d: %w", role[:1], id, hi, err)
+			return failed(fmt.Sprintf("bench worker %s%d: key %d", role[:1], id, hi), err)
 		}
 		ops++
 	}

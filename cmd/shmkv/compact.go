@@ -78,10 +78,10 @@ func (c *cli) compact(args []string) error {
 			c.name, context.Cause(ctx), roundDuration(took), units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"))}
 	}
 	if err != nil && p.Entries > 0 {
-		return fmt.Errorf("compact, after moving %s in %s: %w", units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"), err)
+		return failed(fmt.Sprintf("compact, after moving %s in %s", units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries")), err)
 	}
 	if err != nil {
-		return fmt.Errorf("compact: %w", err)
+		return failed("compact", err)
 	}
 	after := s.Stats()
 	_, err = fmt.Fprintf(c.stdout, "moved %s in %s; fragmentation %.1f%% -> %.1f%%; largest free piece %s -> %s; took %s\n",

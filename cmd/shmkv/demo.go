@@ -474,7 +474,7 @@ func demoWrite(c *cli, s *store.Store, id, keys int, stop *atomic.Bool) error {
 	close(quit)
 	<-reported
 	if err != nil {
-		return fmt.Errorf("writer w%d: put %s: %w", id, keyString(string(key)), err)
+		return failed(fmt.Sprintf("writer w%d: put %s", id, keyString(string(key))), err)
 	}
 	fmt.Fprintf(c.stdout, "ack %d\n", n)
 	fmt.Fprintf(c.stdout, "done puts=%d takeovers=%d\n", n, s.Stats().TakeOversHere)
@@ -501,7 +501,7 @@ func demoRead(c *cli, s *store.Store, id, keys, writers int, stop *atomic.Bool) 
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reader r%d: get %s: %w", id, keyString(string(key)), err)
+			return failed(fmt.Sprintf("reader r%d: get %s", id, keyString(string(key))), err)
 		}
 		buf = v
 		found++

@@ -29,7 +29,7 @@ func (c *cli) stat(args []string) error {
 	if *asJSON {
 		b, err := json.MarshalIndent(newStatJSON(st), "", "  ")
 		if err != nil {
-			return fmt.Errorf("stat: %w", err)
+			return failed("stat", err)
 		}
 		_, err = c.stdout.Write(append(b, '\n'))
 		return err
