@@ -14,34 +14,25 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
-var nameSeq atomic.Int64
-
 // storeName is a store name unique to this test; the store is removed when
 // the test ends, failed or not.
 func storeName(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("shmkv-cli-test-%d-%d", os.Getpid(), nameSeq.Add(1))
-	removeAtEnd(t, name)
-	return name
+	return shmtest.Name(t, "shmkv-cli-test", store.Unlink)
 }
 
-func removeAtEnd(t testing.TB, name string) {
-	t.Cleanup(func() {
-		if err := store.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-}
+// removeAtEnd removes the store name when the test ends.
+func removeAtEnd(t testing.TB, name string) { shmtest.RemoveAtEnd(t, name, store.Unlink) }
 
 // run calls Main in-process.
 func run(stdin string, args ...string) (stdout, stderr string, code int) {
@@ -384,9 +375,7 @@ func TestDemo(t *testing.T) {
 	}
 	// The demo removes its store itself; this is for when it fails.
 	removeAtEnd(t, fmt.Sprintf("shmkv-demo-%d", cmd.Process.Pid))
-	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
-	err := cmd.Wait()
-	timer.Stop()
+	err := shmtest.WaitWithin(cmd, 2*time.Minute)
 	t.Logf("demo output:\n%s", stdout.String())
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr: %s", err, stderr.String())
