@@ -28,13 +28,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 
 // GetAppend appends key's value to dst and returns the extended slice, or
 // dst and ErrNotFound. With a dst of enough capacity it allocates nothing.
-func (s *Store) GetAppend(dst, key []byte) ([]byte, error) {
-	v, err := s.get(key, dst, true)
-	if err != nil && err != ErrNotFound {
-		err = s.fail("get", err)
-	}
-	return v, err
-}
+func (s *Store) GetAppend(dst, key []byte) ([]byte, error) { return s.get(key, dst, true) }
 
 // Has reports whether key is in the store.
 func (s *Store) Has(key []byte) (bool, error) {
@@ -42,20 +36,28 @@ func (s *Store) Has(key []byte) (bool, error) {
 	if err == ErrNotFound {
 		return false, nil
 	}
-	return err == nil, s.fail("has", err)
+	return err == nil, err
 }
 
-// get is lookup for the Store's callers: closed check, guard, ErrNotFound.
+// get is lookup for the Store's callers: closed check, guard, ErrNotFound
+// bare, other errors as the *Error of a get (a has, without copyValue).
+// NB: the wrapping is here, not in GetAppend, which must stay small enough
+// to inline: a call more is a tenth of a miss.
 func (s *Store) get(key, dst []byte, copyValue bool) (_ []byte, err error) {
+	op := "has"
+	if copyValue {
+		op = "get"
+	}
 	if s.closed.Load() {
-		return dst, ErrClosed
+		return dst, s.fail(op, ErrClosed)
 	}
 	g := s.guard()
+	g.op = op
 	defer s.unguard(&g, &err)
 	out, found, err := s.lookup(key, dst, copyValue)
 	g.done = true
 	if err != nil {
-		return dst, err
+		return dst, s.fail(op, err)
 	}
 	if !found {
 		return dst, ErrNotFound

@@ -45,8 +45,13 @@ func (s *Store) recovered(r any) error {
 //	g.done = true // optional: last, right before returning
 //
 // Setting done spares the call to recover, a fair part of a Get's cost;
-// and panic-on-fault is only restored if it was off.
-type guard struct{ was, done bool }
+// and panic-on-fault is only restored if it was off. With op set, the
+// error of a recovered fault is the *Error of that operation, for an
+// operation whose caller does not wrap its errors (get).
+type guard struct {
+	was, done bool
+	op        string
+}
 
 func (s *Store) guard() guard { return guard{was: debug.SetPanicOnFault(true)} }
 
@@ -59,6 +64,9 @@ func (s *Store) unguard(g *guard, err *error) {
 	if !g.done {
 		if r := recover(); r != nil {
 			*err = s.recovered(r)
+			if g.op != "" {
+				*err = s.fail(g.op, *err)
+			}
 		}
 	}
 }
