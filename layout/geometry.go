@@ -129,6 +129,15 @@ func (g Geometry) Check() error {
 	return nil
 }
 
+// EntryInHeap reports whether an entry may start at off: aligned, inside
+// the heap, and with room for the smallest block (EntrySize) before the
+// end of the region. It is the one test of an entry offset read from the
+// region (an index slot, a journal intent) before anything follows it.
+// REQUIRES: g passed Check (so Size >= EntrySize).
+func (g Geometry) EntryInHeap(off uint64) bool {
+	return off >= g.HeapOff && off <= g.Size-EntrySize && off%EntryAlign == 0
+}
+
 // Slot words: Tag<<48 | offset>>3.
 
 // SlotWord packs a tag and an entry offset into a slot.

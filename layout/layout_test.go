@@ -62,6 +62,32 @@ func TestSlotWord(t *testing.T) {
 	}
 }
 
+// TestEntryInHeap pins the bounds of an entry offset: the first heap byte
+// on, aligned, and the last EntrySize bytes of the region at most.
+func TestEntryInHeap(t *testing.T) {
+	g, err := Plan(1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		off  uint64
+		want bool
+	}{
+		{0, false},
+		{g.HeapOff - EntryAlign, false},
+		{g.HeapOff, true},
+		{g.HeapOff + 4, false},
+		{g.Size - EntrySize, true},
+		{g.Size - EntrySize + EntryAlign, false},
+		{g.Size, false},
+		{1 << 62, false},
+	} {
+		if got := g.EntryInHeap(c.off); got != c.want {
+			t.Errorf("EntryInHeap(%#x) = %v in a heap [%#x, %#x)", c.off, got, g.HeapOff, g.Size)
+		}
+	}
+}
+
 func newHeader(t *testing.T) (*Header, []uint64) {
 	buf := make([]uint64, HeaderSize/8)
 	h := (*Header)(unsafe.Pointer(&buf[0]))

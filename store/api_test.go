@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"slices"
 	"strings"
@@ -222,5 +223,41 @@ func TestBatchErgonomics(t *testing.T) {
 	}
 	if v, err := s.Get([]byte("new")); err != nil || string(v) != "x" {
 		t.Fatalf("new = %q, %v", v, err)
+	}
+}
+
+// TestErrorNamesOpAndStore pins store.Error: a failed operation says what
+// failed and on which store, and errors.Is still sees its cause; a Get
+// miss is ErrNotFound itself, and an Update returns fn's error as it is.
+func TestErrorNamesOpAndStore(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	name := s.Name()
+	wantErr := func(what string, err error, op string, cause error) {
+		t.Helper()
+		var se *Error
+		if !errors.As(err, &se) || se.Op != op || se.Name != name || !errors.Is(err, cause) {
+			t.Errorf("%s: %v (%T); want a *store.Error of op %q on %q wrapping %v", what, err, err, op, name, cause)
+		}
+	}
+	if _, err := s.Get([]byte("absent")); err != ErrNotFound {
+		t.Errorf("Get of an absent key: %v; want ErrNotFound itself", err)
+	}
+	wantErr("Delete", s.Delete([]byte("absent")), "delete", ErrNotFound)
+	wantErr("Put", s.Put(make([]byte, MaxKeySize+1), nil), "put", ErrTooLarge)
+	_, err := Create(name, nil)
+	wantErr("Create", err, "create", fs.ErrExist)
+	mine := errors.New("fn's own")
+	if err := s.Update(func(*Batch) error { return mine }); err != mine {
+		t.Errorf("Update: %v; want fn's error as it is", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr("Get after Close", func() error { _, err := s.Get([]byte("k")); return err }(), "get", ErrClosed)
+	wantErr("Close again", s.Close(), "close", ErrClosed)
+	_, err = Open(name+"-absent", nil)
+	var se *Error
+	if !errors.As(err, &se) || se.Op != "open" || se.Name != name+"-absent" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open of an absent store: %v", err)
 	}
 }

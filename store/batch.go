@@ -43,7 +43,8 @@ func (s *Store) Update(fn func(b *Batch) error) error {
 // wrapping ctx's error, and fn never runs. Once fn runs, ctx is not looked
 // at again: fn decides.
 func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) error {
-	return s.withLock(ctx, func(t *txn) error {
+	fnFailed := false // then the error is fn's: it is returned as fn made it
+	err := s.withLock(ctx, func(t *txn) error {
 		s.batch.reset()
 		t.batch = &s.batch
 		// NB: the Batch lives in the Store (guarded by wmu), so an Update
@@ -53,8 +54,28 @@ func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) erro
 		b.t = t
 		s.updateG.Store(goid(s.goidBuf[:]))
 		defer func() { b.t = nil; s.updateG.Store(0) }()
-		return fn(b)
+		err := fn(b)
+		fnFailed = err != nil
+		return err
 	}, true)
+	if fnFailed {
+		return err
+	}
+	return s.fail("update", err)
+}
+
+// batchIndex finds a batch's planned intents. Its maps are kept in the
+// Store and cleared per batch, so a batch allocates nothing once warm.
+type batchIndex struct {
+	byHash table    // key hash -> 1 + index of the latest intent for such a key
+	chain  []uint32 // chain[i]: 1 + index of the previous intent with the same hash, or 0
+	slots  table    // slot -> 1 + index of the latest intent publishing into it
+}
+
+func (b *batchIndex) reset() {
+	b.byHash.reset()
+	b.slots.reset()
+	b.chain = b.chain[:0]
 }
 
 var errBatchDone = errors.New("shmkv: Batch used after its Update returned")

@@ -22,7 +22,10 @@ import (
 // every live block is named by exactly one index slot; each slot's tag and
 // place fit its key's hash; every bucket's Overflow equals the number of
 // keys that probe past it; the counts in Meta match what is there.
-func (s *Store) Check() (err error) {
+func (s *Store) Check() error { return s.fail("check", s.checkLocked()) }
+
+// checkLocked is Check: it takes the locks and checks.
+func (s *Store) checkLocked() (err error) {
 	if !s.wmu.TryLock() {
 		if err := s.lockSlowly(context.Background()); err != nil {
 			return err
@@ -89,8 +92,48 @@ func (v *violations) err() error {
 	return errors.Join(v.errs...)
 }
 
+// check runs the passes over a region that holds still (see Check), in
+// the manner of bbolt's tx_check.go: each pass reports what it finds into
+// v and hands on what the next needs in a tally. The header and heap
+// passes stop the check early when what comes after could not be read.
 func (s *Store) check() error {
 	var v violations
+	if err := s.checkHeader(&v); err != nil {
+		return err
+	}
+	var t tally
+	if err := s.checkHeap(&v, &t); err != nil {
+		return err
+	}
+	s.checkFreeLists(&v, &t)
+	s.checkIndex(&v, &t)
+	s.checkCounts(&v, &t)
+	return v.err()
+}
+
+// What the heap pass found at each block offset; the free-list and index
+// passes add seen as they reach a block.
+const (
+	live     = 1
+	free     = 2
+	seen     = 4
+	fragment = 8
+)
+
+// tally is what Check's passes hand on: the heap pass's map of blocks and
+// the heap top it walked to, and the entries and bytes the passes count,
+// which the last pass holds against Meta.
+type tally struct {
+	blocks                                   map[uint64]uint8
+	top                                      uint64
+	liveBytes, kvBytes, freeBytes, fragBytes uint64
+	count                                    uint64
+}
+
+// checkHeader is the header pass: a valid header, the geometry this
+// process opened, an idle journal. An error means the region cannot be
+// read by the passes after it.
+func (s *Store) checkHeader(v *violations) error {
 	g := &s.geo
 	if err := layout.Validate(s.hdr, uint64(len(s.m.data))); err != nil {
 		v.add("header: %v", err)
@@ -103,14 +146,16 @@ func (s *Store) check() error {
 	if st := s.journal().State.Load(); st != layout.JournalIdle {
 		v.add("journal state %d, want idle", st)
 	}
+	return nil
+}
 
+// checkHeap is the heap pass: blocks tile [HeapOff, Top) with sane sizes,
+// free blocks are merged, carry their footer and the right flags, live
+// ones hold a whole entry. It fills t.blocks, a map of every block it
+// met, for the passes after it. An error means the heap cannot be walked.
+func (s *Store) checkHeap(v *violations, t *tally) error {
+	g := &s.geo
 	// Heap: blocks tile [HeapOff, Top).
-	const (
-		live     = 1
-		free     = 2
-		seen     = 4
-		fragment = 8
-	)
 	blocks := map[uint64]uint8{}
 	top := s.hdr.Meta.Top.Load()
 	if top < g.HeapOff || top > g.Size || top%layout.EntryAlign != 0 {
@@ -176,7 +221,15 @@ func (s *Store) check() error {
 			v.add("compaction cursor %#x is not a block boundary", c)
 		}
 	}
+	*t = tally{blocks: blocks, top: top, liveBytes: liveBytes, kvBytes: kvBytes, freeBytes: freeBytes, fragBytes: fragBytes}
+	return nil
+}
 
+// checkFreeLists is the free-list pass: each list holds free blocks of
+// its class that the heap pass met, each once, linked both ways, and its
+// NonEmpty bit says whether it is empty. It marks each listed block seen.
+func (s *Store) checkFreeLists(v *violations, t *tally) {
+	blocks, top := t.blocks, t.top
 	// Free lists: doubly linked, each block of its class, each class's bit
 	// in NonEmpty set exactly when its list is not empty.
 	for c := range layout.NumClasses {
@@ -208,14 +261,20 @@ func (s *Store) check() error {
 			if p := s.word(off + 16).Load(); p != prev {
 				v.add("free list %d: block %#x links back to %#x, want %#x", c, off, p, prev)
 			}
-			freeBytes += b.size
+			t.freeBytes += b.size
 			prev, off = off, s.word(off+8).Load()
 		}
 	}
+}
 
-	// Index.
+// checkIndex is the index pass: each slot names a live entry the heap
+// pass met, no entry is named twice, each slot's tag and distance from
+// home fit its key's hash, and each bucket's Overflow counts the keys
+// that probe past it. It marks each named entry seen and counts them.
+func (s *Store) checkIndex(v *violations, t *tally) {
+	g := &s.geo
+	blocks := t.blocks
 	overflow := make([]uint32, g.NumBuckets)
-	var count uint64
 	for bi := uint64(0); bi < g.NumBuckets; bi++ {
 		if next := s.skipHole(bi); next != bi {
 			bi = next - 1
@@ -239,14 +298,14 @@ func (s *Store) check() error {
 				continue
 			}
 			blocks[off] |= seen
-			count++
+			t.count++
 			e, err := s.liveBlock(off)
 			if err != nil { // it changed since the heap walk: never follow it
 				v.add("index slot %#x: %v", at, err)
 				continue
 			}
-			liveBytes += e.size
-			kvBytes += e.kl + e.vl
+			t.liveBytes += e.size
+			t.kvBytes += e.kl + e.vl
 			h := hashKey(s.key(e))
 			if layout.Tag(h) != layout.SlotTag(w) {
 				v.add("index slot %#x: tag %#x, key hashes to tag %#x", at, layout.SlotTag(w), layout.Tag(h))
@@ -276,7 +335,14 @@ func (s *Store) check() error {
 			v.add("bucket %d: overflow %d, %d keys probe past it", bi, got, overflow[bi])
 		}
 	}
-	for off, st := range blocks {
+}
+
+// checkCounts is the last pass: every block the heap pass met was reached
+// once, a free one from a list and a live one from a slot (else it leaked),
+// and the counts in Meta match what the passes found.
+func (s *Store) checkCounts(v *violations, t *tally) {
+	g := &s.geo
+	for off, st := range t.blocks {
 		switch {
 		case st == live:
 			v.add("live entry %#x is named by no index slot (leaked)", off)
@@ -285,20 +351,19 @@ func (s *Store) check() error {
 		}
 	}
 	m := &s.hdr.Meta
-	if c := m.Count.Load(); c != count {
-		v.add("count %d, index holds %d", c, count)
+	if c := m.Count.Load(); c != t.count {
+		v.add("count %d, index holds %d", c, t.count)
 	}
-	if count > g.MaxEntries {
-		v.add("%d entries, more than the %d allowed", count, g.MaxEntries)
+	if t.count > g.MaxEntries {
+		v.add("%d entries, more than the %d allowed", t.count, g.MaxEntries)
 	}
-	if b := m.BlockUsed.Load(); b != liveBytes {
-		v.add("live block bytes %d, entries hold %d", b, liveBytes)
+	if b := m.BlockUsed.Load(); b != t.liveBytes {
+		v.add("live block bytes %d, entries hold %d", b, t.liveBytes)
 	}
-	if b := m.KVBytes.Load(); b != kvBytes {
-		v.add("key and value bytes %d, entries hold %d", b, kvBytes)
+	if b := m.KVBytes.Load(); b != t.kvBytes {
+		v.add("key and value bytes %d, entries hold %d", b, t.kvBytes)
 	}
-	if b := m.FreeBytes.Load(); b != freeBytes+fragBytes {
-		v.add("free bytes %d, free lists hold %d and fragments %d", b, freeBytes, fragBytes)
+	if b := m.FreeBytes.Load(); b != t.freeBytes+t.fragBytes {
+		v.add("free bytes %d, free lists hold %d and fragments %d", b, t.freeBytes, t.fragBytes)
 	}
-	return v.err()
 }

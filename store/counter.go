@@ -26,7 +26,7 @@ func (s *Store) Add(key []byte, delta int64) (n int64, err error) {
 		n, err = t.addCounter(key, delta)
 		return err
 	})
-	return n, keyError("add", key, err)
+	return n, s.fail("add", err)
 }
 
 func (t *txn) addCounter(key []byte, delta int64) (int64, error) {
@@ -38,11 +38,11 @@ func (t *txn) addCounter(key []byte, delta int64) (int64, error) {
 	if p.found {
 		v := t.s.value(p.b)
 		if old, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-			return 0, fmt.Errorf("%w: its value %s is not the decimal text of an int64", ErrNotCounter, QuoteKey(v))
+			return 0, fmt.Errorf("%w: %s holds %s, not the decimal text of an int64", ErrNotCounter, QuoteKey(key), QuoteKey(v))
 		}
 	}
 	if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
-		return 0, fmt.Errorf("%w: %d + %d overflows an int64", ErrNotCounter, old, delta)
+		return 0, fmt.Errorf("%w: %s: %d + %d overflows an int64", ErrNotCounter, QuoteKey(key), old, delta)
 	}
 	n := old + delta
 	var buf [20]byte

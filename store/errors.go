@@ -7,8 +7,35 @@ import (
 	"github.com/shmkv/shmkv/shmopen"
 )
 
+// Error is the error of a failed operation on a store, in the manner of
+// os.PathError: the operation, the store's name, and the cause, which
+// usually wraps one of the errors below (test with errors.Is) and may be an
+// *os.PathError about the object. Every public operation that fails
+// returns one, except where failing is an expected answer: Get and
+// GetAppend return ErrNotFound bare, as a Reader returns io.EOF, so that a
+// miss costs no allocation; Update returns the error its fn returned as it
+// is; and Compact and CompactWithProgress return their cause bare for now
+// (compact.go is being rewritten; they should join the rest).
+type Error struct {
+	Op   string // what failed: "open", "create", "remove", "get", "put", ...
+	Name string // the store's name, as given to Open or Create
+	Err  error  // why
+}
+
+func (e *Error) Error() string { return e.Op + " " + e.Name + ": " + e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// fail is err as the *Error of operation op on s; nil stays nil.
+func (s *Store) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Op: op, Name: s.name, Err: err}
+}
+
 // Errors a Store's operations return. Test them with errors.Is: the errors
-// returned usually wrap these with the store's name and detail.
+// returned wrap these, in an *Error, with the store's name and detail.
 var (
 	// ErrNotFound is returned when a key is not in the store (Get, Delete,
 	// CompareAndDelete).

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/layout"
 )
 
@@ -117,7 +118,7 @@ type fuzzImage struct {
 // returns a copy of its region. The store itself is removed at once.
 func buildImage(f *testing.F, what string, fill func(s *Store) [][]byte) fuzzImage {
 	f.Helper()
-	name := fmt.Sprintf("shmkv-fuzzseed-%d-%d", os.Getpid(), nameSeq.Add(1))
+	name := shmtest.NewName("shmkv-fuzzseed")
 	s, err := Create(name, &Options{Size: fuzzImageSize})
 	if err != nil {
 		f.Fatal(err)

@@ -9,87 +9,13 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
-	"runtime/debug"
-	"strings"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/shmkv/shmkv/layout"
-	"github.com/shmkv/shmkv/offsetptr"
 )
 
 func yield() { runtime.Gosched() }
-
-// corruption is a panic value for damage found deep in the write path,
-// where returning an error would leave a transaction half-planned; the
-// operation's deferred handler turns it back into its error.
-type corruption struct{ err error }
-
-// recovered is the error for a panic an operation recovered: ErrClosed for
-// a fault after Close, else see faultError.
-func (s *Store) recovered(r any) error {
-	if s.closed.Load() {
-		if _, fault := r.(interface{ Addr() uintptr }); fault {
-			return ErrClosed // Close retired the mapping under us
-		}
-	}
-	return faultError(r, ErrCorrupt)
-}
-
-// guard turns a memory fault in the mapping into an error. Reading a page
-// the object no longer has (someone truncated it) raises SIGBUS; with
-// panic-on-fault set for the operation, that is a panic unguard recovers
-// instead of the death of the process. Use:
-//
-//	g := s.guard()
-//	defer s.unguard(&g, &err)
-//	... the operation ...
-//	g.done = true // optional: last, right before returning
-//
-// Setting done spares the call to recover, a fair part of a Get's cost;
-// and panic-on-fault is only restored if it was off.
-type guard struct{ was, done bool }
-
-func (s *Store) guard() guard { return guard{was: debug.SetPanicOnFault(true)} }
-
-// unguard ends a guard. REQUIRES: deferred directly by the operation.
-func (s *Store) unguard(g *guard, err *error) {
-	// NB: restored first: recovered re-panics what is not a memory fault.
-	if !g.was {
-		debug.SetPanicOnFault(false)
-	}
-	if !g.done {
-		if r := recover(); r != nil {
-			*err = s.recovered(r)
-		}
-	}
-}
-
-// faultError describes a recovered fault as class, or re-panics a panic
-// that is not a memory fault (this process's own bug).
-//
-// As a backstop, a failed bounds check also becomes ErrCorrupt: every
-// length and offset taken from the region is checked before use, so one
-// that still reaches an index or a slice out of range was changed by
-// another process between two loads that should have been one.
-func faultError(r any, class error) error {
-	if c, ok := r.(corruption); ok {
-		return c.err
-	}
-	if be, ok := r.(*offsetptr.BoundsError); ok {
-		return fmt.Errorf("%w: a link in the region leads outside it: %v", ErrCorrupt, be)
-	}
-	if re, ok := r.(runtime.Error); ok {
-		if msg := re.Error(); strings.Contains(msg, "index out of range") || strings.Contains(msg, "slice bounds out of range") {
-			return fmt.Errorf("%w: a length read from the region changed under this process: %v", ErrCorrupt, re)
-		}
-	}
-	if _, fault := r.(interface{ Addr() uintptr }); !fault {
-		panic(r)
-	}
-	return fmt.Errorf("%w: memory fault in the store's mapping (object truncated, or %s full under NoReserve): %v", class, ShmDir, r)
-}
 
 // Get returns a copy of key's value, or ErrNotFound.
 func (s *Store) Get(key []byte) ([]byte, error) {
@@ -113,17 +39,25 @@ func (s *Store) Has(key []byte) (bool, error) {
 	return err == nil, err
 }
 
-// get is lookup for the Store's callers: closed check, guard, ErrNotFound.
+// get is lookup for the Store's callers: closed check, guard, ErrNotFound
+// bare, other errors as the *Error of a get (a has, without copyValue).
+// NB: the wrapping is here, not in GetAppend, which must stay small enough
+// to inline: a call more is a tenth of a miss.
 func (s *Store) get(key, dst []byte, copyValue bool) (_ []byte, err error) {
+	op := "has"
+	if copyValue {
+		op = "get"
+	}
 	if s.closed.Load() {
-		return dst, ErrClosed
+		return dst, s.fail(op, ErrClosed)
 	}
 	g := s.guard()
+	g.op = op
 	defer s.unguard(&g, &err)
 	out, found, err := s.lookup(key, dst, copyValue)
 	g.done = true
 	if err != nil {
-		return dst, err
+		return dst, s.fail(op, err)
 	}
 	if !found {
 		return dst, ErrNotFound
@@ -151,12 +85,12 @@ func (s *Store) Len() (n int) {
 // the key does not keep the value's memory). fn may call the Store's other
 // methods.
 func (s *Store) Range(fn func(key, value []byte) bool) error {
-	return s.scan(true, fn)
+	return s.fail("range", s.scan(true, fn))
 }
 
 // RangeKeys is Range for keys alone: it copies no value.
 func (s *Store) RangeKeys(fn func(key []byte) bool) error {
-	return s.scan(false, func(k, _ []byte) bool { return fn(k) })
+	return s.fail("range", s.scan(false, func(k, _ []byte) bool { return fn(k) }))
 }
 
 func (s *Store) scan(values bool, fn func(key, value []byte) bool) (err error) {
@@ -170,13 +104,21 @@ func (s *Store) scan(values bool, fn func(key, value []byte) bool) (err error) {
 			bi = next - 1
 			continue
 		}
-		b := s.bucket(bi)
-		for i := range b.Slots {
-			k, v, ok, err := s.readSlot(&b.Slots[i], values)
+		for i := range layout.BucketSlots {
+			kv, kl, ok, err := s.readSlot(bi, i, values)
 			if err != nil {
 				return fmt.Errorf("%w (bucket %d slot %d)", err, bi, i)
 			}
-			if ok && !fn(k, v) {
+			if !ok {
+				continue
+			}
+			// NB: the key is a copy of its own, so that keeping it does not
+			// keep the value's memory.
+			k, v := kv, []byte(nil)
+			if values {
+				k, v = bytes.Clone(kv[:kl]), kv[kl:]
+			}
+			if !fn(k, v) {
 				return nil
 			}
 		}
@@ -203,46 +145,31 @@ func (s *Store) skipHole(bi uint64) uint64 {
 	return min(max(next, bi+1), s.geo.NumBuckets)
 }
 
-// readSlot copies the entry a slot names, whatever its key; its value too
-// if values.
-func (s *Store) readSlot(slot *atomic.Uint64, values bool) (key, value []byte, ok bool, err error) {
-	g := &s.geo
+// readSlot copies the entry slot i of bucket bi names, whatever its key, through
+// readEntry: its key and, if values, its value after it (kl is the key's
+// length). ok is false for an empty slot. A copy that raced the writer is
+// made again; out is a fresh slice, never nil.
+func (s *Store) readSlot(bi uint64, i int, values bool) (out []byte, kl uint64, ok bool, err error) {
+	slot := &s.bucket(bi).Slots[i]
+	m := readKey
+	if values {
+		m = readKV
+	}
+	dst := []byte{} // an empty key or value is not nil
 	for attempt := 0; attempt < 1<<20; attempt++ {
 		w := slot.Load()
 		if w == 0 {
-			return nil, nil, false, nil
+			return nil, 0, false, nil
 		}
-		off := layout.SlotOffset(w)
-		if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
-			return nil, nil, false, fmt.Errorf("%w: index slot names entry %#x outside the heap", ErrCorrupt, off)
+		switch out, kl, r := s.readEntry(slot, w, nil, dst, m); r {
+		case readMatch:
+			return out, kl, true, nil
+		case readCorrupt:
+			return nil, 0, false, badSlot(slotOff(s.bucketOff(bi), i), w)
 		}
-		hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
-		h := hw.Load()
-		if h&1 != 0 {
+		if attempt > 64 {
 			yield()
-			continue
 		}
-		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-		kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack) // once each: see readEntry
-		if size > g.Size-off || layout.EntryHeader+kl+slack > size {
-			if s.unstable(slot, w, hw, h, readCorrupt) == readRetry {
-				continue
-			}
-			return nil, nil, false, fmt.Errorf("%w: entry at %#x: key of %d bytes in a block of %d", ErrCorrupt, off, kl, size)
-		}
-		n := kl
-		if values {
-			n = size - layout.EntryHeader - slack
-		}
-		b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), n)
-		key = bytes.Clone(b[:kl])
-		if values {
-			value = bytes.Clone(b[kl:]) // not nil when empty
-		}
-		if s.unstable(slot, w, hw, h, readMatch) == readRetry {
-			continue
-		}
-		return key, value, true, nil
 	}
-	return nil, nil, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
+	return nil, 0, false, fmt.Errorf("%w: index slot never stable", ErrCorrupt)
 }

@@ -2,26 +2,16 @@ package store
 
 import (
 	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"sync/atomic"
 	"testing"
-)
 
-var nameSeq atomic.Int64
+	"github.com/shmkv/shmkv/internal/shmtest"
+)
 
 // testName returns a store name unique to this process and test, and
 // removes the store when the test ends, even if it fails.
 func testName(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("shmkv-test-%d-%d", os.Getpid(), nameSeq.Add(1))
-	t.Cleanup(func() {
-		if err := Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return name
+	return shmtest.Name(t, "shmkv-test", Unlink)
 }
 
 // newStore creates a store for one test and checks it when the test ends.

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -25,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
 )
@@ -192,24 +192,15 @@ func TestTruncatedDuringOpen(t *testing.T) {
 	}
 	s.Close()
 
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestTruncatedDuringOpen$", "-test.v", "-test.count=1")
+	cmd := shmtest.Self("TestTruncatedDuringOpen", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), truncateChildEnv+"="+name)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the child hung:\n%s", tail(out.String(), 3000))
-	}
-	if err != nil {
-		t.Fatalf("the child, opening and reading a store being truncated, died: %v\n%s", err, tail(out.String(), 3000))
+	if err = shmtest.WaitWithin(cmd, 2*time.Minute); err != nil {
+		t.Fatalf("the child, opening and reading a store being truncated, died or hung: %v\n%s", err, tail(out.String(), 3000))
 	}
 	for _, l := range strings.Split(out.String(), "\n") {
 		if strings.Contains(l, "attempts:") {

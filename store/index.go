@@ -54,16 +54,30 @@ func slotOff(bucketOff uint64, i int) uint64 { return bucketOff + 8 + 8*uint64(i
 type readResult uint8
 
 const (
-	readMatch   readResult = iota // key matches; value appended
+	readMatch   readResult = iota // the key asked for (any key, in a scan); copied
 	readOther                     // a stable entry of another key
-	readRetry                     // raced a writer: start the lookup again
+	readRetry                     // raced a writer: read the slot again
 	readCorrupt                   // an entry that can never be valid
 )
 
-// readEntry reads the entry that slot word w (loaded from slot) names, and
-// if its key is key, appends its value to dst (if copyValue). The copy is
+// readMode is what readEntry copies, and of which entry.
+type readMode uint8
+
+const (
+	readHas   readMode = iota // a lookup: key's entry only; copy nothing
+	readValue                 // a lookup: key's entry only; its value
+	readKey                   // a scan: any entry; its key
+	readKV                    // a scan: any entry; its key, then its value
+)
+
+// readEntry is the readers' one copy of an entry: Get, GetAppend and Has
+// (through lookup) and every scan (through readSlot) use it. It reads the
+// entry that slot word w (loaded from slot) names and appends to dst what
+// m asks for: for a lookup, only if the entry's key is key. kl is the
+// entry's key length, where the value starts in a readKV copy. The copy is
 // returned only if, after it, the slot still holds w and the entry's first
-// word (Seq and Size) is the even one the reader saw before it.
+// word (Seq and Size) is the even one the reader saw before it; else dst
+// comes back as it was.
 //
 // Why that proves the copy is the value published for the key. The writer
 // keeps three rules (put.go, alloc.go, compact.go):
@@ -102,41 +116,47 @@ const (
 // old offset may lie anywhere inside a block now; every length the reader
 // takes from there is checked against the region before use, so it may
 // read garbage, but only ever rejects it (readRetry) or reports damage
-// (readCorrupt), and lookup bounds its retries.
-func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, copyValue bool) ([]byte, readResult) {
+// (readCorrupt), and lookup and readSlot bound their retries.
+func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, m readMode) ([]byte, uint64, readResult) {
 	off := layout.SlotOffset(w)
 	g := &s.geo
-	if off < g.HeapOff || off > g.Size-layout.EntrySize || off%layout.EntryAlign != 0 {
-		return dst, readCorrupt
+	if !g.EntryInHeap(off) {
+		return dst, 0, readCorrupt
 	}
 	hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
 	h := hw.Load()
 	if h&1 != 0 {
-		return dst, readRetry // freed after being replaced; the slot has moved on
+		return dst, 0, readRetry // freed after being replaced; the slot has moved on
 	}
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	// NB: each header field is read once: a concurrent free may rewrite
 	// them, and the checks must hold for the values used.
 	kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack)
 	if size > g.Size-off || layout.EntryHeader+kl+slack > size {
-		return dst, s.unstable(slot, w, hw, h, readCorrupt)
+		return dst, 0, s.unstable(slot, w, hw, h, readCorrupt)
 	}
-	if kl != uint64(len(key)) {
-		return dst, s.unstable(slot, w, hw, h, readOther)
+	lookup := m <= readValue
+	if lookup && kl != uint64(len(key)) {
+		return dst, 0, s.unstable(slot, w, hw, h, readOther)
 	}
 	vl := size - layout.EntryHeader - kl - slack
 	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), kl+vl)
-	if !bytes.Equal(b[:kl], key) {
-		return dst, s.unstable(slot, w, hw, h, readOther)
+	if lookup && !bytes.Equal(b[:kl], key) {
+		return dst, 0, s.unstable(slot, w, hw, h, readOther)
 	}
 	n := len(dst)
-	if copyValue {
+	switch m {
+	case readValue:
 		dst = append(dst, b[kl:]...)
+	case readKey:
+		dst = append(dst, b[:kl]...)
+	case readKV:
+		dst = append(dst, b...)
 	}
 	if r := s.unstable(slot, w, hw, h, readMatch); r != readMatch {
-		return dst[:n], r
+		return dst[:n], 0, r
 	}
-	return dst, readMatch
+	return dst, kl, readMatch
 }
 
 // entrySize is the block size in an entry's first word (Seq, then Size).
@@ -152,13 +172,23 @@ func (s *Store) unstable(slot *atomic.Uint64, w uint64, hw *atomic.Uint64, h uin
 	return r
 }
 
+// badSlot is a reader's error for an index slot whose entry can never be
+// valid (readCorrupt).
+func badSlot(at, w uint64) error {
+	return fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, at, w)
+}
+
 // lookup appends key's value to dst (Has asks for no copy). found is false
 // if the key is absent.
 func (s *Store) lookup(key, dst []byte, copyValue bool) (out []byte, found bool, err error) {
 	h := hashKey(key)
 	tag := layout.Tag(h)
+	m := readHas
+	if copyValue {
+		m = readValue
+	}
 	for attempt := 0; ; attempt++ {
-		out, found, retry, err := s.lookupOnce(h, tag, key, dst, copyValue)
+		out, found, retry, err := s.lookupOnce(h, tag, key, dst, m)
 		if !retry {
 			return out, found, err
 		}
@@ -171,7 +201,7 @@ func (s *Store) lookup(key, dst []byte, copyValue bool) (out []byte, found bool,
 	}
 }
 
-func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, copyValue bool) ([]byte, bool, bool, error) {
+func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, m readMode) ([]byte, bool, bool, error) {
 	home := s.home(h)
 	for pos := uint64(0); ; pos++ {
 		var slot *atomic.Uint64
@@ -179,14 +209,14 @@ func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, copyValue bool
 		if pos, slot, w = s.match(home, tag, pos); slot == nil {
 			return dst, false, false, nil
 		}
-		out, r := s.readEntry(slot, w, key, dst, copyValue)
+		out, _, r := s.readEntry(slot, w, key, dst, m)
 		switch r {
 		case readMatch:
 			return out, true, false, nil
 		case readRetry:
 			return dst, false, true, nil
 		case readCorrupt:
-			return dst, false, false, fmt.Errorf("%w: index slot %#x names a bad entry (word %#x)", ErrCorrupt, slotOff(s.bucketOff(home+pos>>3), int(pos&7)), w)
+			return dst, false, false, badSlot(slotOff(s.bucketOff(home+pos>>3), int(pos&7)), w)
 		}
 	}
 }

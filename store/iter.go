@@ -52,7 +52,7 @@ func (s *Store) ForEach(fn func(key, value []byte) error) error {
 	if stop != nil {
 		return stop
 	}
-	return err
+	return s.fail("range", err)
 }
 
 // DeleteIfExists removes key if it is there, and reports whether it was:

@@ -91,20 +91,6 @@ type txn struct {
 	batch *batchIndex
 }
 
-// batchIndex finds a batch's planned intents. Its maps are kept in the
-// Store and cleared per batch, so a batch allocates nothing once warm.
-type batchIndex struct {
-	byHash table    // key hash -> 1 + index of the latest intent for such a key
-	chain  []uint32 // chain[i]: 1 + index of the previous intent with the same hash, or 0
-	slots  table    // slot -> 1 + index of the latest intent publishing into it
-}
-
-func (b *batchIndex) reset() {
-	b.byHash.reset()
-	b.slots.reset()
-	b.chain = b.chain[:0]
-}
-
 func (s *Store) journal() *layout.JournalHeader {
 	return offsetptr.MustAt[layout.JournalHeader](s.r, offsetptr.Offset(s.geo.JournalOff))
 }
@@ -386,13 +372,8 @@ func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
 // checkIntent validates an intent read back from the region.
 func (s *Store) checkIntent(it *layout.Intent) error {
 	g := &s.geo
-	okSlot := it.Slot >= g.IndexOff && it.Slot < g.IndexOff+g.NumBuckets*layout.BucketSize &&
-		it.Slot%8 == 0 && (it.Slot-g.IndexOff)%layout.BucketSize != 0
-	okWord := func(w uint64) bool {
-		off := layout.SlotOffset(w)
-		return w == 0 || (off >= g.HeapOff && off < g.Size && off%layout.EntryAlign == 0)
-	}
-	if !okSlot || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
+	okWord := func(w uint64) bool { return w == 0 || g.EntryInHeap(layout.SlotOffset(w)) }
+	if !s.isSlot(it.Slot) || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
 		s.distance(it.Home, s.bucketOfSlot(it.Slot)) >= layout.MaxProbe || it.Flags&^layout.IntentSuperseded != 0 ||
 		it.Kind < layout.IntentInsert || it.Kind > layout.IntentDelete || (it.New == 0) != (it.Kind == layout.IntentDelete) {
 		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",

@@ -23,12 +23,12 @@ var errMismatch = errors.New("shmkv: condition not met")
 
 // Put sets key to value.
 func (s *Store) Put(key, value []byte) error {
-	return s.update(func(t *txn) error { return t.put(key, value, condNone, nil) })
+	return s.fail("put", s.update(func(t *txn) error { return t.put(key, value, condNone, nil) }))
 }
 
 // Delete removes key, or returns ErrNotFound.
 func (s *Store) Delete(key []byte) error {
-	return s.update(func(t *txn) error { return t.del(key, nil) })
+	return s.fail("delete", s.update(func(t *txn) error { return t.del(key, nil) }))
 }
 
 // CompareAndSwap sets key to new if its value is old, and reports whether
@@ -43,7 +43,7 @@ func (s *Store) CompareAndSwap(key, old, new []byte) (bool, error) {
 	if errors.Is(err, errMismatch) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil, s.fail("compare-and-swap", err)
 }
 
 // CompareAndDelete deletes key if its value is old, and reports whether it
@@ -53,7 +53,7 @@ func (s *Store) CompareAndDelete(key, old []byte) (bool, error) {
 	if errors.Is(err, errMismatch) {
 		return false, nil
 	}
-	return err == nil, err
+	return err == nil, s.fail("compare-and-delete", err)
 }
 
 type cond uint8

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 )
 
@@ -168,10 +169,10 @@ func (s *Store) backing(hugeBytes int64) string {
 	}
 	switch {
 	case s.obj.tlb:
-		return fmt.Sprintf("hugetlbfs %s, %s, %s in huge pages", s.obj.path, reserve, FormatBytes(hugeBytes))
+		return fmt.Sprintf("hugetlbfs %s, %s, %s in huge pages", s.obj.path, reserve, units.FormatBytes(hugeBytes))
 	case s.huge == HugeTransparent:
 		return fmt.Sprintf("tmpfs %s, %s, transparent huge pages advised (shmem_enabled=%s), %s in huge pages",
-			s.obj.path, reserve, thpShmemSetting(), FormatBytes(hugeBytes))
+			s.obj.path, reserve, thpShmemSetting(), units.FormatBytes(hugeBytes))
 	}
 	return fmt.Sprintf("tmpfs %s, %s, 4 KiB pages", s.obj.path, reserve)
 }

@@ -137,19 +137,6 @@ func Remove(name string) error {
 	return nil
 }
 
-// guardOpen runs an open or a create with the fault guard every other
-// operation has: the object may be truncated, or its header changed, by
-// another process while this one reads it.
-func guardOpen(fn func() (*Store, error)) (s *Store, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, faultError(r, ErrCorrupt)
-		}
-	}()
-	return fn()
-}
-
 // Unlink unlinks the object of that name whatever it holds, store or not:
 // what `shmkv rm --force` does. Prefer Remove, which touches only stores.
 func Unlink(name string) error {
@@ -159,15 +146,8 @@ func Unlink(name string) error {
 	return nil
 }
 
-// wrapErr names the store and operation once, keeping the cause for
-// errors.Is. Errors that already name the path (*os.PathError) pass as is.
-func wrapErr(op, name string, err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return err
-	}
-	return fmt.Errorf("%s %s: %w", op, name, err)
-}
+// wrapErr is err as the *Error of operation op on the store name.
+func wrapErr(op, name string, err error) error { return &Error{Op: op, Name: name, Err: err} }
 
 func create(name string, o *Options) (*Store, error) {
 	if err := checkCreate(name, o); err != nil {
@@ -531,7 +511,7 @@ func (s *Store) Close() (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Swap(true) {
-		return ErrClosed
+		return s.fail("close", ErrClosed)
 	}
 	func() {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -542,7 +522,7 @@ func (s *Store) Close() (err error) {
 	if cerr := s.obj.file.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return s.fail("close", err)
 }
 
 // headerOf is the region's header. REQUIRES: the mapping holds at least

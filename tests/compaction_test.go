@@ -39,7 +39,7 @@ func followReader(c *child) *readerStats {
 	r.seen.Store(time.Now().UnixNano())
 	r.last.Store("")
 	go func() {
-		for l := range c.lines {
+		for l := range c.Lines {
 			r.seen.Store(time.Now().UnixNano())
 			r.last.Store(l)
 		}
@@ -83,7 +83,7 @@ func TestReadersDuringCompaction(t *testing.T) {
 		t.Helper()
 		for i, c := range readers {
 			select {
-			case err := <-c.done:
+			case err := <-c.Done:
 				t.Fatalf("%s: reader %d ended: %v (last said %q)", when, i, err, follow[i].last.Load())
 			default:
 			}
@@ -100,11 +100,11 @@ func TestReadersDuringCompaction(t *testing.T) {
 	var compacts, compactMoved int64
 	startWriter := func() {
 		w = spawn(t, "compact-writer", []string{name})
-		w.expect(t, "ready", 10*time.Second)
+		w.Expect(t, "ready", 10*time.Second)
 		drained = make(chan string, 1)
 		go func(c *child, out chan string) {
 			last := ""
-			for l := range c.lines {
+			for l := range c.Lines {
 				if f := strings.Fields(l); f[0] == "compacted" {
 					moved, _ := strconv.ParseInt(f[1], 10, 64)
 					atomic.AddInt64(&compacts, 1)
@@ -120,9 +120,9 @@ func TestReadersDuringCompaction(t *testing.T) {
 	inCompact := 0
 	for k := range kills {
 		time.Sleep(time.Duration(2+rng.IntN(80)) * time.Millisecond)
-		w.cmd.Process.Signal(syscall.SIGKILL)
+		w.Cmd.Process.Signal(syscall.SIGKILL)
 		last := <-drained
-		if err := <-w.done; !killed(err) {
+		if err := <-w.Done; !killed(err) {
 			t.Fatalf("kill %d (seed %d): the writer had already ended: %v", k, seed, err)
 		}
 		if last == "compacting" {
@@ -140,9 +140,9 @@ func TestReadersDuringCompaction(t *testing.T) {
 		startWriter()
 	}
 	time.Sleep(20 * time.Millisecond)
-	w.cmd.Process.Signal(syscall.SIGKILL)
+	w.Cmd.Process.Signal(syscall.SIGKILL)
 	<-drained
-	if err := <-w.done; !killed(err) {
+	if err := <-w.Done; !killed(err) {
 		t.Fatalf("the writer had already ended: %v", err)
 	}
 	if err := s.Put([]byte("parent"), []byte("end")); err != nil {
@@ -161,7 +161,7 @@ func TestReadersDuringCompaction(t *testing.T) {
 		case <-time.After(stall):
 			t.Fatalf("reader %d did not stop within %v of being told (last said %q)", i, stall, follow[i].last.Load())
 		}
-		if err := <-c.done; err != nil {
+		if err := <-c.Done; err != nil {
 			t.Fatalf("reader %d: %v", i, err)
 		}
 		f := strings.Fields(follow[i].last.Load().(string))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -55,7 +56,7 @@ func TestCounterHelperProcess(t *testing.T) {
 
 func counterHelper(t *testing.T, name, role string, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCounterHelperProcess$")
+	cmd := shmtest.Self("TestCounterHelperProcess")
 	cmd.Env = append(os.Environ(), append([]string{"SHMKV_COUNTER_ROLE=" + role, "SHMKV_COUNTER_STORE=" + name}, env...)...)
 	cmd.Stderr = os.Stderr
 	t.Cleanup(func() {

@@ -24,7 +24,7 @@ func faultSequence(t *testing.T, args []string, env ...string) []string {
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "faults")
 	c := spawn(t, "mutate", args, append(env, "SHMKV_FAULT_LOG="+log)...)
-	if err := c.wait(t, 10*time.Second); err != nil {
+	if err := c.Wait(t, 10*time.Second); err != nil {
 		t.Fatalf("helper %.120v: %v", args, err)
 	}
 	b, _ := os.ReadFile(log)
@@ -250,7 +250,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				committed := i >= lastCommit
 				name, s := crashStore(t, m)
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+at)
-				if err := c.wait(t, 10*time.Second); !killed(err) {
+				if err := c.Wait(t, 10*time.Second); !killed(err) {
 					t.Fatalf("helper was not killed at %s: %v", at, err)
 				}
 				if h := s.Stats().Writer; !h.Held || h.Alive {
@@ -324,7 +324,7 @@ func TestCrashDuringRecovery(t *testing.T) {
 			}
 			kill := func(name string) {
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+first)
-				if err := c.wait(t, 10*time.Second); !killed(err) {
+				if err := c.Wait(t, 10*time.Second); !killed(err) {
 					t.Fatalf("first helper: %v", err)
 				}
 			}
@@ -348,7 +348,7 @@ func TestCrashDuringRecovery(t *testing.T) {
 				name, s := crashStore(t, m)
 				kill(name)
 				c := spawn(t, "mutate", []string{name, "put", "other", "y"}, "SHMKV_FAULT="+at)
-				if err := c.wait(t, 10*time.Second); !killed(err) {
+				if err := c.Wait(t, 10*time.Second); !killed(err) {
 					t.Fatalf("repairing helper was not killed at %s: %v", at, err)
 				}
 				verifyCrash(t, s, m, committed, first+" then repair at "+at)
@@ -372,14 +372,14 @@ func TestCrashReplayNeverGoesBack(t *testing.T) {
 	}
 	defer s.Close()
 	c := spawn(t, "mutate", []string{name, "batch2", "k", "v2"}, "SHMKV_FAULT=apply:1")
-	if err := c.wait(t, 10*time.Second); !killed(err) {
+	if err := c.Wait(t, 10*time.Second); !killed(err) {
 		t.Fatalf("batch helper: %v", err)
 	}
 	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v2" {
 		t.Fatalf("after the batch's publication k = %q, %v", v, err)
 	}
 	c2 := spawn(t, "mutate", []string{name, "put", "other", "x"}, "SHMKV_FAULT=publish:1")
-	if err := c2.wait(t, 10*time.Second); !killed(err) {
+	if err := c2.Wait(t, 10*time.Second); !killed(err) {
 		t.Fatalf("replaying helper: %v", err)
 	}
 	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v2" {
@@ -399,7 +399,7 @@ func TestCrashReplayNeverGoesBack(t *testing.T) {
 func TestCrashDuringCreate(t *testing.T) {
 	name := storeName(t)
 	c := spawn(t, "openorcreate", []string{name, "0"}, "SHMKV_FAULT=create:1")
-	if err := c.wait(t, 10*time.Second); !killed(err) {
+	if err := c.Wait(t, 10*time.Second); !killed(err) {
 		t.Fatalf("creating helper was not killed: %v", err)
 	}
 	if _, err := store.Open(name, nil); err == nil {
@@ -431,7 +431,7 @@ func TestLiveHolderIsNotTakenOver(t *testing.T) {
 	}
 	defer s.Close()
 	c := spawn(t, "mutate", []string{name, "put", "k", "from-child"}, "SHMKV_FAULT=filled:1", "SHMKV_FAULT_ACTION=stop")
-	c.expect(t, "ready", 10*time.Second)
+	c.Expect(t, "ready", 10*time.Second)
 	// Wait until the child is stopped holding the lock.
 	deadline := time.Now().Add(10 * time.Second)
 	for !s.Writer().Held || !s.Writer().Alive {
@@ -450,12 +450,12 @@ func TestLiveHolderIsNotTakenOver(t *testing.T) {
 	if st := s.Stats(); st.TakeOvers != 0 {
 		t.Fatalf("%d take-overs from a live holder", st.TakeOvers)
 	}
-	c.cmd.Process.Signal(syscall.SIGCONT)
+	c.Cmd.Process.Signal(syscall.SIGCONT)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	c.expect(t, "ok", 10*time.Second)
-	if err := c.wait(t, 10*time.Second); err != nil {
+	c.Expect(t, "ok", 10*time.Second)
+	if err := c.Wait(t, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{"k": "from-child", "k2": "from-parent"} {

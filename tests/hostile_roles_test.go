@@ -12,7 +12,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -27,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -68,7 +68,7 @@ func spawnHostile(t testing.TB, bin string, cred *syscall.Credential, role strin
 	if bin == "" {
 		bin = os.Args[0]
 	}
-	cmd := exec.Command(bin, append([]string{"-test.run=^TestHostileHelperProcess$", "--"}, args...)...)
+	cmd := shmtest.SelfAt(bin, "TestHostileHelperProcess", append([]string{"--"}, args...)...)
 	cmd.Env = append(os.Environ(), "SHMKV_HOSTILE_ROLE="+role)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -88,7 +88,7 @@ func spawnHostile(t testing.TB, bin string, cred *syscall.Credential, role strin
 func (p *hproc) send(t testing.TB, line string) {
 	t.Helper()
 	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
-		t.Fatalf("writing %q to helper %v: %v", line, p.cmd.Args, err)
+		t.Fatalf("writing %q to helper %v: %v", line, p.Cmd.Args, err)
 	}
 }
 

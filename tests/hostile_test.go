@@ -24,6 +24,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -49,7 +50,7 @@ func expectWithin(p *hproc, prefix string, d time.Duration) (line string, ok boo
 	deadline := time.After(d)
 	for {
 		select {
-		case l, open := <-p.lines:
+		case l, open := <-p.Lines:
 			if !open {
 				return "", false
 			}
@@ -67,7 +68,7 @@ func hexpect(t *testing.T, p *hproc, prefix string, d time.Duration) string {
 	t.Helper()
 	l, ok := expectWithin(p, prefix, d)
 	if !ok {
-		t.Fatalf("helper %v did not print %q within %v; stderr:\n%s", p.cmd.Args[3:], prefix, d, tailLines(p.stderr.String(), 15))
+		t.Fatalf("helper %v did not print %q within %v; stderr:\n%s", p.Cmd.Args[3:], prefix, d, tailLines(p.stderr.String(), 15))
 	}
 	return l
 }
@@ -125,7 +126,7 @@ type watched struct {
 func watch(label string, p *hproc) *watched {
 	w := &watched{label: label, p: p, lastChange: time.Now(), exited: make(chan struct{})}
 	go func() {
-		for l := range p.lines {
+		for l := range p.Lines {
 			f := strings.Fields(l)
 			w.mu.Lock()
 			if len(f) == 5 && (f[0] == "beat" || f[0] == "done") {
@@ -142,7 +143,7 @@ func watch(label string, p *hproc) *watched {
 			}
 			w.mu.Unlock()
 		}
-		w.exitErr = <-p.done
+		w.exitErr = <-p.Done
 		close(w.exited)
 	}()
 	return w
@@ -247,7 +248,7 @@ func TestRogueScribbler(t *testing.T) {
 	if !ok {
 		t.Errorf("the rogue did not stop: %s", tailLines(rg.stderr.String(), 10))
 	}
-	if err := rg.wait(t, 10*time.Second); err != nil {
+	if err := rg.Wait(t, 10*time.Second); err != nil {
 		t.Errorf("rogue: %s", describeExit(err, rg.stderr.String()))
 	}
 	t.Logf("rogue, %v: %s", time.Since(started).Round(time.Millisecond), stats)
@@ -272,7 +273,7 @@ func TestRogueScribbler(t *testing.T) {
 			ops := w.counts[0]
 			w.mu.Unlock()
 			t.Errorf("%s did not exit within 10s of being told to (hung at ops %d)", w.label, ops)
-			w.p.cmd.Process.Kill()
+			w.p.Cmd.Process.Kill()
 			<-w.exited
 		} else if w.exitErr != nil && !w.reported {
 			t.Errorf("%s: %s", w.label, w.exit())
@@ -292,28 +293,6 @@ func TestRogueScribbler(t *testing.T) {
 			t.Errorf("the writer never succeeded")
 		}
 	}
-}
-
-// nobodyBinary copies the test binary where user nobody can run it.
-func nobodyBinary(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "shmkv-hostile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "tests.test")
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 // objectState is what must not change about an object someone refused.
@@ -372,13 +351,13 @@ func TestSquatByAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run the squatter as user nobody (uid 65534)")
 	}
-	bin := nobodyBinary(t)
+	bin := shmtest.CopySelf(t) // where user nobody can run it
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	squat := func(t *testing.T, role, name string) {
 		t.Helper()
 		p := spawnHostile(t, bin, nobody, role, name)
 		hexpect(t, p, "ok", 20*time.Second)
-		if err := p.wait(t, 10*time.Second); err != nil {
+		if err := p.Wait(t, 10*time.Second); err != nil {
 			t.Fatalf("squatter: %s", describeExit(err, p.stderr.String()))
 		}
 	}
@@ -506,9 +485,9 @@ func TestSlotReadLocksDoNotBlockTakeover(t *testing.T) {
 	// byte is read-locked the moment the kernel drops its write lock.
 	w1.send(t, "hold")
 	hexpect(t, w1, "held", 10*time.Second)
-	w1pid := w1.cmd.Process.Pid
-	w1.cmd.Process.Kill()
-	if err := w1.wait(t, 10*time.Second); !killed(err) {
+	w1pid := w1.Cmd.Process.Pid
+	w1.Cmd.Process.Kill()
+	if err := w1.Wait(t, 10*time.Second); !killed(err) {
 		t.Fatalf("W1: %v, want killed", err)
 	}
 	locker.send(t, "relock")
@@ -652,7 +631,7 @@ func TestForgedLockWord(t *testing.T) {
 	a.stdin.Close()
 	b.stdin.Close()
 	for _, p := range []*hproc{a, b} {
-		if err := p.wait(t, 10*time.Second); err != nil {
+		if err := p.Wait(t, 10*time.Second); err != nil {
 			t.Errorf("writer: %s", describeExit(err, p.stderr.String()))
 		}
 	}
@@ -696,14 +675,14 @@ func TestReadOnlyCheckWhileWriting(t *testing.T) {
 			t.Errorf("read-only Check: unexpected error %v", err)
 		}
 		select {
-		case l, ok := <-w.lines:
+		case l, ok := <-w.Lines:
 			if !ok || strings.HasPrefix(l, "done") {
 				done = l + " "
 			}
 		default:
 		}
 	}
-	if err := w.wait(t, 10*time.Second); err != nil {
+	if err := w.Wait(t, 10*time.Second); err != nil {
 		t.Fatalf("writer: %s", describeExit(err, w.stderr.String()))
 	}
 	t.Logf("writer: %s; %d checks in %v: %d nil, %d \"changed during each of 50 checks\", %d ErrCorrupt",

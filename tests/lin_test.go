@@ -110,7 +110,7 @@ func TestLinearizable(t *testing.T) {
 	var cs []*child
 	for i := range clients {
 		c := spawn(t, "lin-client", []string{name, strconv.Itoa(i), strconv.Itoa(ops)})
-		c.expect(t, "ready", 10*time.Second)
+		c.Expect(t, "ready", 10*time.Second)
 		cs = append(cs, c)
 	}
 	if err := s.Put([]byte("go"), []byte("1")); err != nil {
@@ -121,7 +121,7 @@ func TestLinearizable(t *testing.T) {
 	var history []porcupine.Operation
 	var raw []string
 	for id, c := range cs {
-		for l := range c.lines {
+		for l := range c.Lines {
 			f := strings.Fields(l)
 			if len(f) != 9 || f[0] != "op" {
 				continue
@@ -141,7 +141,7 @@ func TestLinearizable(t *testing.T) {
 				Return:   ret,
 			})
 		}
-		if err := <-c.done; err != nil {
+		if err := <-c.Done; err != nil {
 			close(stop)
 			t.Fatalf("client %d: %v", id, err)
 		}

@@ -29,9 +29,9 @@ func TestKilledReadersLeaveNothing(t *testing.T) {
 	}
 	defer s.Close()
 	w := spawn(t, "writer", []string{name, "0", "0"})
-	w.expect(t, "ack", 10*time.Second)
+	w.Expect(t, "ack", 10*time.Second)
 	go func() {
-		for range w.lines { // keep the writer's pipe drained
+		for range w.Lines { // keep the writer's pipe drained
 		}
 	}()
 
@@ -46,13 +46,13 @@ func TestKilledReadersLeaveNothing(t *testing.T) {
 			for range kills / parallel {
 				c := spawn(t, "attached-reader", []string{name})
 				if rng.IntN(2) == 0 { // half of them die while still opening
-					c.expect(t, "attached", 10*time.Second)
+					c.Expect(t, "attached", 10*time.Second)
 				}
 				time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
-				c.cmd.Process.Signal(syscall.SIGKILL)
-				for range c.lines {
+				c.Cmd.Process.Signal(syscall.SIGKILL)
+				for range c.Lines {
 				}
-				if err := <-c.done; err != nil && !killed(err) {
+				if err := <-c.Done; err != nil && !killed(err) {
 					errs <- err
 					return
 				}

@@ -3,14 +3,13 @@ package tests
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -22,8 +21,8 @@ func TestTwoProcessesShareAStore(t *testing.T) {
 	}
 	defer s.Close()
 	c := spawn(t, "put", []string{name, "from-child", "hello", "shared", "1"})
-	c.expect(t, "ok", 10*time.Second)
-	if err := c.wait(t, 10*time.Second); err != nil {
+	c.Expect(t, "ok", 10*time.Second)
+	if err := c.Wait(t, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := s.Get([]byte("from-child")); err != nil || string(v) != "hello" {
@@ -33,7 +32,7 @@ func TestTwoProcessesShareAStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := spawn(t, "get", []string{name, "from-parent"})
-	if l := g.expect(t, "value", 10*time.Second); l != "value hi" {
+	if l := g.Expect(t, "value", 10*time.Second); l != "value hi" {
 		t.Fatalf("child reads %q, want \"value hi\"", l)
 	}
 	if err := s.Check(); err != nil {
@@ -62,14 +61,14 @@ func TestReadersSeeOnlyWrittenValues(t *testing.T) {
 		rs = append(rs, spawn(t, "reader", []string{name, strconv.Itoa(writers), "1500"}))
 	}
 	for _, w := range ws {
-		if err := w.wait(t, time.Minute); err != nil {
+		if err := w.Wait(t, time.Minute); err != nil {
 			t.Fatalf("writer: %v", err)
 		}
 	}
 	for _, r := range rs {
-		l := r.expect(t, "reads", time.Minute)
+		l := r.Expect(t, "reads", time.Minute)
 		t.Log("reader:", l)
-		if err := r.wait(t, time.Minute); err != nil {
+		if err := r.Wait(t, time.Minute); err != nil {
 			t.Fatalf("reader: %v", err)
 		}
 	}
@@ -97,8 +96,8 @@ func TestOpenOrCreateRace(t *testing.T) {
 			cs = append(cs, spawn(t, "openorcreate", []string{name, strconv.Itoa(i)}))
 		}
 		for _, c := range cs {
-			c.expect(t, "ok", 20*time.Second)
-			if err := c.wait(t, 20*time.Second); err != nil {
+			c.Expect(t, "ok", 20*time.Second)
+			if err := c.Wait(t, 20*time.Second); err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
@@ -138,7 +137,7 @@ func TestKillWritersAtRandom(t *testing.T) {
 	read:
 		for {
 			select {
-			case l := <-w.lines:
+			case l := <-w.Lines:
 				if n, ok := strings.CutPrefix(l, "ack "); ok {
 					last, _ = strconv.Atoi(n)
 				}
@@ -146,13 +145,13 @@ func TestKillWritersAtRandom(t *testing.T) {
 				break read
 			}
 		}
-		w.cmd.Process.Signal(syscall.SIGKILL)
-		for l := range w.lines { // acknowledged before it died
+		w.Cmd.Process.Signal(syscall.SIGKILL)
+		for l := range w.Lines { // acknowledged before it died
 			if n, ok := strings.CutPrefix(l, "ack "); ok {
 				last, _ = strconv.Atoi(n)
 			}
 		}
-		if err := <-w.done; !killed(err) {
+		if err := <-w.Done; !killed(err) {
 			t.Fatalf("writer ended with %v before the kill", err)
 		}
 		start := time.Now()
@@ -193,21 +192,7 @@ func TestPermissionDenied(t *testing.T) {
 	}
 	defer s.Close()
 	// The helper runs as nobody, so its binary must be reachable by nobody.
-	dir, err := os.MkdirTemp("", "shmkv-perm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "tests.test")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$", "--", name)
+	cmd := shmtest.SelfAt(shmtest.CopySelf(t), "TestHelperProcess", "--", name)
 	cmd.Env = append(os.Environ(), "SHMKV_ROLE=open")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()

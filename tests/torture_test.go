@@ -82,7 +82,7 @@ func (ts *tortureState) maxLive(a, b int64) int64 {
 }
 
 func (ts *tortureState) feed(c *child) {
-	for l := range c.lines {
+	for l := range c.Lines {
 		f := strings.Fields(l)
 		ts.mu.Lock()
 		switch f[0] {
@@ -189,9 +189,9 @@ func TestTorture(t *testing.T) {
 	for k := range kills {
 		time.Sleep(time.Duration(1+rng.IntN(15)) * time.Millisecond)
 		i := rng.IntN(writers)
-		procs[i].cmd.Process.Signal(syscall.SIGKILL)
+		procs[i].Cmd.Process.Signal(syscall.SIGKILL)
 		<-fed[i]
-		if err := <-procs[i].done; !killed(err) {
+		if err := <-procs[i].Done; !killed(err) {
 			t.Fatalf("kill %d: writer %d had already ended: %v", k, i, err)
 		}
 		killedAt := time.Now()
@@ -253,7 +253,7 @@ func TestTorture(t *testing.T) {
 			}
 		}
 		select {
-		case err := <-reader.done:
+		case err := <-reader.Done:
 			t.Fatalf("reader process ended: %v", err)
 		default:
 		}
@@ -266,12 +266,12 @@ func TestTorture(t *testing.T) {
 	}
 	acks := 0
 	for i := range writers {
-		procs[i].cmd.Process.Signal(syscall.SIGKILL)
+		procs[i].Cmd.Process.Signal(syscall.SIGKILL)
 		<-fed[i]
 		acks += states[i].acks
 	}
-	reader.cmd.Process.Signal(syscall.SIGKILL)
-	if err := <-reader.done; !killed(err) {
+	reader.Cmd.Process.Signal(syscall.SIGKILL)
+	if err := <-reader.Done; !killed(err) {
 		t.Fatalf("reader process: %v", err)
 	}
 	slices.Sort(waits)

@@ -43,6 +43,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -149,14 +150,14 @@ func (b *bench) printf(format string, args ...any) {
 func (b *bench) run(s *store.Store, scaling bool, rounds int) error {
 	cfg := &b.cfg
 	st := s.Stats()
-	b.printf("shmkv bench: store %q: %s, index of %d entries (%s)", b.name, store.FormatBytes(st.Size), st.MaxEntries, st.Path)
+	b.printf("shmkv bench: store %q: %s, index of %d entries (%s)", b.name, units.FormatBytes(st.Size), st.MaxEntries, st.Path)
 	t0 := time.Now()
 	key := make([]byte, cfg.keySize)
 	val := make([]byte, cfg.valueSize)
 	for i := range cfg.keys {
 		benchKeyInto(key, i)
 		if err := s.Put(key, val); err != nil {
-			return fmt.Errorf("bench: fill: put key %d: %w", i, err)
+			return failed(fmt.Sprintf("bench: fill: put key %d", i), err)
 		}
 		if i%4096 == 0 && b.ctx.Err() != nil {
 			return b.ctx.Err()
@@ -465,7 +466,7 @@ func (c *cli) benchWorker(args []string) error {
 			done = now.After(end) || stop.Load()
 		}
 		if err != nil {
-			return fmt.Errorf("bench worker %s%d: key %d: %w", role[:1], id, hi, err)
+			return failed(fmt.Sprintf("bench worker %s%d: key %d", role[:1], id, hi), err)
 		}
 		ops++
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -31,9 +32,7 @@ func TestBench(t *testing.T) {
 		prefix := fmt.Sprintf("shmkv-bench-%d", cmd.Process.Pid)
 		// The bench removes its store itself; this is for when it fails.
 		removeAtEnd(t, prefix)
-		timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
-		err := cmd.Wait()
-		timer.Stop()
+		err := shmtest.WaitWithin(cmd, time.Minute)
 		t.Logf("bench %q:\n%s", args, stdout.String())
 		if err != nil {
 			t.Fatalf("bench: %v\nstderr: %s", err, stderr.String())

@@ -63,11 +63,11 @@ func (c *cli) put(args []string) error {
 			return fmt.Errorf("reading the value from stdin: %w", err)
 		}
 		if len(value) > limit {
-			return fmt.Errorf("put %s: %w: the value on stdin is longer than the %d bytes this store can hold for this key", keyString(string(key)), store.ErrTooLarge, limit)
+			return failed("put "+keyString(string(key)), fmt.Errorf("%w: the value on stdin is longer than the %d bytes this store can hold for this key", store.ErrTooLarge, limit))
 		}
 	}
 	if err := s.Put(key, value); err != nil {
-		return fmt.Errorf("put %s: %w", keyString(string(key)), err)
+		return failed("put "+keyString(string(key)), err)
 	}
 	return nil
 }
@@ -97,7 +97,7 @@ func (c *cli) get(args []string) error {
 		return c.notFound(rest[0])
 	}
 	if err != nil {
-		return fmt.Errorf("get %s: %w", keyString(rest[0]), err)
+		return failed("get "+keyString(rest[0]), err)
 	}
 	switch {
 	case *asJSON:
@@ -124,7 +124,7 @@ func (c *cli) del(args []string) error {
 		return c.notFound(rest[0])
 	}
 	if err != nil {
-		return fmt.Errorf("del %s: %w", keyString(rest[0]), err)
+		return failed("del "+keyString(rest[0]), err)
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func (c *cli) cas(args []string) error {
 	defer s.Close()
 	ok, err := s.CompareAndSwap(key, old, new)
 	if err != nil {
-		return fmt.Errorf("cas %s: %w", keyString(string(key)), err)
+		return failed("cas "+keyString(string(key)), err)
 	}
 	if !ok {
 		why := "its value is not OLD"
@@ -207,7 +207,7 @@ func (c *cli) keys(args []string) error {
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return failed("keys", err)
 	}
 	slices.SortFunc(keys, bytes.Compare)
 	out := bufio.NewWriter(c.stdout) // streamed, not built whole in memory
@@ -242,12 +242,15 @@ func (c *cli) check(args []string) error {
 		return nil
 	}
 	if !errors.Is(err, store.ErrCorrupt) {
-		return fmt.Errorf("check: %w", err)
+		return failed("check", err)
 	}
 	// Check joins one error per violation.
 	violations := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		violations = j.Unwrap()
+	if se, ok := err.(*store.Error); ok {
+		violations = []error{se.Err}
+		if j, ok := se.Err.(interface{ Unwrap() []error }); ok {
+			violations = j.Unwrap()
+		}
 	}
 	for _, v := range violations {
 		fmt.Fprintln(c.stderr, c.errLine(v))
@@ -325,7 +328,7 @@ func (c *cli) rm(args []string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return c.noStore("nothing removed")
 	case errors.Is(err, store.ErrIncompatible):
-		return fmt.Errorf("%w (rm --force removes it anyway)", err)
+		return &opError{doing: "remove", hint: "rm --force removes it anyway", err: err}
 	}
 	return err
 }

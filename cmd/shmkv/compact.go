@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -74,19 +75,19 @@ func (c *cli) compact(args []string) error {
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return &codeError{code: exitInterrupted, msg: fmt.Sprintf(
 			"shmkv: store %q: compact interrupted (%v) after %s, having moved %s in %s; the store is consistent and what moved stays moved; run compact again to finish",
-			c.name, context.Cause(ctx), roundDuration(took), store.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"))}
+			c.name, context.Cause(ctx), roundDuration(took), units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"))}
 	}
 	if err != nil && p.Entries > 0 {
-		return fmt.Errorf("compact, after moving %s in %s: %w", store.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"), err)
+		return failed(fmt.Sprintf("compact, after moving %s in %s", units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries")), err)
 	}
 	if err != nil {
-		return fmt.Errorf("compact: %w", err)
+		return failed("compact", err)
 	}
 	after := s.Stats()
 	_, err = fmt.Fprintf(c.stdout, "moved %s in %s; fragmentation %.1f%% -> %.1f%%; largest free piece %s -> %s; took %s\n",
-		store.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"),
+		units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"),
 		100*before.Fragmentation, 100*after.Fragmentation,
-		store.FormatBytes(before.LargestFree), store.FormatBytes(after.LargestFree),
+		units.FormatBytes(before.LargestFree), units.FormatBytes(after.LargestFree),
 		roundDuration(took))
 	return err
 }
@@ -115,7 +116,7 @@ func newCompactBar(w io.Writer, total int64) *progressbar.ProgressBar {
 }
 
 func compactDescription(p store.CompactProgress) string {
-	return fmt.Sprintf("compacting: moved %s, %s ", store.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"))
+	return fmt.Sprintf("compacting: moved %s, %s ", units.FormatBytes(p.Moved), counted(uint64(p.Entries), "entry", "entries"))
 }
 
 // isTerminal reports whether w is a terminal.

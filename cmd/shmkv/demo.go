@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -111,7 +112,7 @@ func (c *cli) demo(args []string) error {
 // the demo could not run.
 func (d *demo) run(exe string, dur time.Duration) error {
 	d.printf("shmkv demo: %d writer and %d reader processes share the new store %q (%s, %s)",
-		demoWriters, demoReaders, d.name, store.FormatBytes(demoSize), d.s.Path())
+		demoWriters, demoReaders, d.name, units.FormatBytes(demoSize), d.s.Path())
 	d.printf("  writer wN puts seq 0, 1, 2... to keys \"wN:<seq mod %d>\", value \"KEY|seq=S|pid=P\";", demoKeys)
 	d.printf("  readers get random keys and check that each value names its own key")
 	var pids []string
@@ -473,7 +474,7 @@ func demoWrite(c *cli, s *store.Store, id, keys int, stop *atomic.Bool) error {
 	close(quit)
 	<-reported
 	if err != nil {
-		return fmt.Errorf("writer w%d: put %s: %w", id, keyString(string(key)), err)
+		return failed(fmt.Sprintf("writer w%d: put %s", id, keyString(string(key))), err)
 	}
 	fmt.Fprintf(c.stdout, "ack %d\n", n)
 	fmt.Fprintf(c.stdout, "done puts=%d takeovers=%d\n", n, s.Stats().TakeOversHere)
@@ -500,7 +501,7 @@ func demoRead(c *cli, s *store.Store, id, keys, writers int, stop *atomic.Bool) 
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reader r%d: get %s: %w", id, keyString(string(key)), err)
+			return failed(fmt.Sprintf("reader r%d: get %s", id, keyString(string(key))), err)
 		}
 		buf = v
 		found++

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -462,11 +463,11 @@ func TestCreateShmFull(t *testing.T) {
 	stdout, stderr, code := runBin(t, "", "--store", name, "create", "--size", size)
 	t.Logf("create --size %s: exit %d: %s", size, code, stderr)
 	if code != exitError || stdout != "" {
-		t.Fatalf("create --size %s on a %s %s: exit %d, stdout %q", size, store.FormatBytes(total), store.ShmDir, code, stdout)
+		t.Fatalf("create --size %s on a %s %s: exit %d, stdout %q", size, units.FormatBytes(total), store.ShmDir, code, stdout)
 	}
 	oneLine(t, "create on a full /dev/shm", name, stderr)
 	for _, want := range []string{
-		"asked for " + store.FormatBytes(ask) + ", which does not fit in /dev/shm: it is " + store.FormatBytes(total) + " with ", " free;",
+		"asked for " + units.FormatBytes(ask) + ", which does not fit in /dev/shm: it is " + units.FormatBytes(total) + " with ", " free;",
 		"mount -o remount,size=", " /dev/shm", "--shm-size=", "--size",
 	} {
 		if !strings.Contains(stderr, want) {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -22,7 +23,7 @@ func (c *cli) ls(args []string) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSIZE\tENTRIES\tPATH")
 	for _, f := range stores {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, store.FormatBytes(f.Size), entryCount(f.Name), f.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, units.FormatBytes(f.Size), entryCount(f.Name), f.Path)
 	}
 	return tw.Flush()
 }

@@ -184,26 +184,61 @@ func (e *codeError) Error() string { return e.msg }
 // errHelpShown ends a command whose -h printed its help.
 var errHelpShown = errors.New("help shown")
 
-// errLine is the one-line message for an error about the store: it names
-// the store once and keeps the cause, dropping the store's own repetitions
-// of the name ("open NAME: ") and of the "shmkv: " prefix.
+// opError is an error of the store's with what the command was doing
+// ("put \"k\""), which errLine prints in place of the store's Op, and a
+// hint to add after the cause.
+type opError struct {
+	doing, hint string
+	err         error
+}
+
+func (e *opError) Error() string { return e.doing + ": " + e.err.Error() }
+
+func (e *opError) Unwrap() error { return e.err }
+
+// failed is err, from the store, while doing what doing says.
+func failed(doing string, err error) error { return &opError{doing: doing, err: err} }
+
+// errLine is the one-line message for an error about the store:
+// "shmkv: store NAME: OP: CAUSE". The store names itself once, at the
+// start, so errLine takes OP and CAUSE from the *store.Error (or the
+// command's opError around it) rather than from its text, which would
+// name the store again.
 func (c *cli) errLine(err error) string {
-	msg := err.Error()
-	for _, op := range []string{"open", "create", "remove"} {
-		if rest, ok := strings.CutPrefix(msg, op+" "+c.name+": "); ok {
-			msg = op + ": " + rest
-			break
+	doing, hint, cause := "", "", err
+	if oe, ok := err.(*opError); ok {
+		doing, hint, cause = oe.doing, oe.hint, oe.err
+	}
+	var op string
+	if se, ok := cause.(*store.Error); ok {
+		op, cause = se.Op, se.Err
+		if doing == "" {
+			doing = se.Op
 		}
 	}
-	msg = strings.ReplaceAll(msg, "shmkv: ", "")
-	msg = strings.ReplaceAll(msg, "\n", "; ")
+	msg := causeText(cause)
+	if doing != "" {
+		msg = doing + ": " + msg
+	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && !strings.Contains(msg, "unlink"):
+	case errors.Is(err, fs.ErrNotExist) && op != "remove":
 		msg += ` (no such store: create it with "shmkv create" or "shmkv put")`
 	case errors.Is(err, fs.ErrExist):
 		msg += ` (the store exists: remove it first with "shmkv rm")`
 	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
 	return fmt.Sprintf("shmkv: store %q: %s", c.name, msg)
+}
+
+// causeText is the text of a cause for errLine, on one line. The store's
+// errors wrap its sentinels (store.ErrFull...), whose text begins with
+// "shmkv: ", as every one of shmkv's errors does when it stands alone;
+// errLine's line says it once, at its start.
+func causeText(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "shmkv: ")
+	return strings.ReplaceAll(msg, "\n", "; ")
 }
 
 // flags makes the FlagSet of a command; parse it with c.parse. Every

@@ -14,33 +14,25 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/shmtest"
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
-
-var nameSeq atomic.Int64
 
 // storeName is a store name unique to this test; the store is removed when
 // the test ends, failed or not.
 func storeName(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("shmkv-cli-test-%d-%d", os.Getpid(), nameSeq.Add(1))
-	removeAtEnd(t, name)
-	return name
+	return shmtest.Name(t, "shmkv-cli-test", store.Unlink)
 }
 
-func removeAtEnd(t testing.TB, name string) {
-	t.Cleanup(func() {
-		if err := store.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-}
+// removeAtEnd removes the store name when the test ends.
+func removeAtEnd(t testing.TB, name string) { shmtest.RemoveAtEnd(t, name, store.Unlink) }
 
 // run calls Main in-process.
 func run(stdin string, args ...string) (stdout, stderr string, code int) {
@@ -383,9 +375,7 @@ func TestDemo(t *testing.T) {
 	}
 	// The demo removes its store itself; this is for when it fails.
 	removeAtEnd(t, fmt.Sprintf("shmkv-demo-%d", cmd.Process.Pid))
-	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
-	err := cmd.Wait()
-	timer.Stop()
+	err := shmtest.WaitWithin(cmd, 2*time.Minute)
 	t.Logf("demo output:\n%s", stdout.String())
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr: %s", err, stderr.String())
@@ -545,11 +535,11 @@ func TestCompact(t *testing.T) {
 	// Every live entry was above the first free piece, so every one moved
 	// (one may move twice: out of the way of a gap too small for it, then
 	// down).
-	if n, _ := strconv.Atoi(m[2]); after.BytesMoved == 0 || m[1] != store.FormatBytes(after.BytesMoved) || n < len(live) {
+	if n, _ := strconv.Atoi(m[2]); after.BytesMoved == 0 || m[1] != units.FormatBytes(after.BytesMoved) || n < len(live) {
 		t.Errorf("compact reports moving %s in %s entries; the store counts %d bytes, and %d entries are live", m[1], m[2], after.BytesMoved, len(live))
 	}
 	if m[3] != fmt.Sprintf("%.1f", 100*before.Fragmentation) || m[4] != "0.0" ||
-		m[5] != store.FormatBytes(before.LargestFree) || m[6] != store.FormatBytes(after.LargestFree) {
+		m[5] != units.FormatBytes(before.LargestFree) || m[6] != units.FormatBytes(after.LargestFree) {
 		t.Errorf("compact: %q; before %+v", stdout, before)
 	}
 	if after.CompactPasses != 1 || after.Compactions == 0 {
@@ -559,10 +549,10 @@ func TestCompact(t *testing.T) {
 	// stat and stat --json show what compaction did.
 	stdout, _, _ = run("", "--store", name, "stat")
 	for _, want := range []string{
-		"largest free:       " + store.FormatBytes(after.LargestFree) + " in one piece",
+		"largest free:       " + units.FormatBytes(after.LargestFree) + " in one piece",
 		"fragmentation:      0.0% of free space is outside the largest free piece",
-		"reserve:            " + store.FormatBytes(after.Reserve) + " of the never-used space kept free for compaction",
-		fmt.Sprintf("compaction:         %s moved in %d transactions, 1 pass over the heap", store.FormatBytes(after.BytesMoved), after.Compactions),
+		"reserve:            " + units.FormatBytes(after.Reserve) + " of the never-used space kept free for compaction",
+		fmt.Sprintf("compaction:         %s moved in %d transactions, 1 pass over the heap", units.FormatBytes(after.BytesMoved), after.Compactions),
 	} {
 		if !strings.Contains(stdout, want+"\n") && !strings.Contains(stdout, want+" ") {
 			t.Errorf("stat lacks %q:\n%s", want, stdout)
@@ -649,7 +639,7 @@ func TestCompactInterrupted(t *testing.T) {
 	st := storeStats(t, name, live)
 	want := fmt.Sprintf("shmkv: store %q: compact interrupted (interrupt signal received) after ", name)
 	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 ||
-		!strings.Contains(stderr, "having moved "+store.FormatBytes(st.BytesMoved)+" in ") || !strings.Contains(stderr, "run compact again") {
+		!strings.Contains(stderr, "having moved "+units.FormatBytes(st.BytesMoved)+" in ") || !strings.Contains(stderr, "run compact again") {
 		t.Errorf("stderr %q, want one line starting %q", stderr, want)
 	}
 	if st.BytesMoved == 0 || st.Fragmentation == 0 || st.CompactPasses != 0 {

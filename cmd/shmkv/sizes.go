@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -20,7 +21,7 @@ func parseStoreSize(v string) (int64, error) {
 	if strings.HasPrefix(t, "-") {
 		return 0, fmt.Errorf("size %s is negative; want %s to %s, such as 64M", v, min, max)
 	}
-	n, err := store.ParseSize(t)
+	n, err := units.ParseSize(t)
 	if err != nil {
 		digits := strings.TrimRight(t, "KMGTkmgtIiBb")
 		if digits != "" && strings.Trim(digits, "0123456789") == "" {
@@ -35,7 +36,7 @@ func parseStoreSize(v string) (int64, error) {
 	case n < layout.MinSize:
 		return 0, fmt.Errorf("size %s (%d bytes) is below the minimum %s (--size 256K)", v, n, min)
 	case n > layout.MaxSize:
-		return 0, fmt.Errorf("size %s (%s) is above the maximum %s", v, store.FormatBytes(n), max)
+		return 0, fmt.Errorf("size %s (%s) is above the maximum %s", v, units.FormatBytes(n), max)
 	}
 	return n, nil
 }
@@ -71,7 +72,7 @@ func shmFullText(asked, total, free int64) string {
 	return fmt.Sprintf("create: asked for %s, which does not fit in %s: it is %s with %s free; "+
 		"ask for less (--size), remove unused stores (shmkv ls, shmkv rm), "+
 		"or enlarge %s: as root, mount -o remount,size=%s %s; for a Docker container, docker run --shm-size=%s",
-		store.FormatBytes(asked), dir, store.FormatBytes(total), store.FormatBytes(free),
+		units.FormatBytes(asked), dir, units.FormatBytes(total), units.FormatBytes(free),
 		dir, mount, dir, docker)
 }
 

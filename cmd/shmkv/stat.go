@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
@@ -28,7 +29,7 @@ func (c *cli) stat(args []string) error {
 	if *asJSON {
 		b, err := json.MarshalIndent(newStatJSON(st), "", "  ")
 		if err != nil {
-			return fmt.Errorf("stat: %w", err)
+			return failed("stat", err)
 		}
 		_, err = c.stdout.Write(append(b, '\n'))
 		return err
@@ -45,20 +46,20 @@ func writeStats(w io.Writer, st *store.Stats) {
 	}
 	add("name", "%s", st.Name)
 	add("path", "%s", st.Path)
-	add("size", "%s (heap %s)", sizeString(st.Size), store.FormatBytes(st.HeapSize))
+	add("size", "%s (heap %s)", sizeString(st.Size), units.FormatBytes(st.HeapSize))
 	add("entries", "%d / %d", st.Entries, st.MaxEntries)
-	add("used", "%s in blocks, %s of keys and values", store.FormatBytes(st.BlockBytes), store.FormatBytes(st.KeyValueBytes))
+	add("used", "%s in blocks, %s of keys and values", units.FormatBytes(st.BlockBytes), units.FormatBytes(st.KeyValueBytes))
 	add("free", "%s (%s in freed blocks + %s never used)",
-		store.FormatBytes(st.FreeListBytes+st.TailBytes), store.FormatBytes(st.FreeListBytes), store.FormatBytes(st.TailBytes))
+		units.FormatBytes(st.FreeListBytes+st.TailBytes), units.FormatBytes(st.FreeListBytes), units.FormatBytes(st.TailBytes))
 	if st.LazyFreeBytes > 0 {
-		add("lazy free", "%s of the freed blocks left unmerged for same-size overwrites", store.FormatBytes(st.LazyFreeBytes))
+		add("lazy free", "%s of the freed blocks left unmerged for same-size overwrites", units.FormatBytes(st.LazyFreeBytes))
 	}
 	add("fill", "%.1f%%", 100*st.Fill)
-	add("largest free", "%s in one piece", store.FormatBytes(st.LargestFree))
+	add("largest free", "%s in one piece", units.FormatBytes(st.LargestFree))
 	add("fragmentation", "%.1f%% of free space is outside the largest free piece", 100*st.Fragmentation)
-	add("reserve", "%s of the never-used space kept free for compaction to move entries into", store.FormatBytes(st.Reserve))
+	add("reserve", "%s of the never-used space kept free for compaction to move entries into", units.FormatBytes(st.Reserve))
 	add("compaction", "%s moved in %s, %s over the heap",
-		store.FormatBytes(st.BytesMoved), counted(st.Compactions, "transaction", "transactions"), counted(st.CompactPasses, "pass", "passes"))
+		units.FormatBytes(st.BytesMoved), counted(st.Compactions, "transaction", "transactions"), counted(st.CompactPasses, "pass", "passes"))
 	add("overhead", "%s", overheadString(st))
 	add("options", "hugepages=%s noreserve=%s populate=%s lock=%s mode=%s",
 		st.HugePages, yesNo(st.NoReserve), yesNo(st.Populate), yesNo(st.Lock), modeString(st.Mode))
@@ -94,7 +95,7 @@ func writeStats(w io.Writer, st *store.Stats) {
 func overheadString(st *store.Stats) string {
 	var index string
 	if g, err := layout.Plan(uint64(st.Size), uint64(st.MaxEntries)); err == nil {
-		index = fmt.Sprintf("the index takes %s for %d entries", store.FormatBytes(int64(g.NumBuckets*layout.BucketSize)), st.MaxEntries)
+		index = fmt.Sprintf("the index takes %s for %d entries", units.FormatBytes(int64(g.NumBuckets*layout.BucketSize)), st.MaxEntries)
 	} else {
 		index = fmt.Sprintf("the index is sized for %d entries", st.MaxEntries)
 	}
@@ -142,7 +143,7 @@ func yesNo(b bool) string {
 
 // sizeString is a byte count in a binary unit and, when that rounds, exact.
 func sizeString(n int64) string {
-	f := store.FormatBytes(n)
+	f := units.FormatBytes(n)
 	if n < 1024 {
 		return f
 	}
