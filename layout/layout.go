@@ -16,7 +16,7 @@ const (
 	// (no OFD lock on InitLockByte) may be initialised again by another.
 	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
-	Version uint32 = 4
+	Version uint32 = 5
 )
 
 // Geometry constants.
@@ -25,7 +25,7 @@ const (
 	CacheLine    = 64
 	EntryAlign   = 8
 	EntrySize    = 32 // the smallest block: a free block's links at 8 and 16, its footer at Size-8
-	EntryHeader  = 12 // the Entry struct; the key starts right after it
+	EntryHeader  = 16 // the Entry struct; the key starts right after it
 	BucketSlots  = 7
 	BucketSize   = 64
 	ProcSlotSize = 32
@@ -252,7 +252,20 @@ type Entry struct {
 	KeyLen uint16        // 8: for a free block, the 8 bytes from here are the next free block
 	Slack  uint8         // 10: bytes after the value, up to the block's end
 	Flags  uint8         // 11: 0; reserved
+	// Sum is EntrySum of the key and value, written before the entry is
+	// published and never changed while it is: a reader or Check that
+	// finds bytes that do not match has found damage.
+	Sum uint32 // 12
 	// The key follows at EntryHeader, then the value.
+}
+
+// EntrySum is the checksum an entry's header carries: of its key length
+// and of its key and value bytes, kv (contiguous, as in the block), so
+// that damage to the header's KeyLen shows too.
+func EntrySum(keyLen uint64, kv []byte) uint32 {
+	h := KeyHash(kv) ^ (keyLen+1)*prime64_1
+	h ^= h >> 29
+	return uint32(h) ^ uint32(h>>32)
 }
 
 // Size flags, in the low bits of Entry.Size (block sizes are multiples of
@@ -268,7 +281,7 @@ const (
 	SizeFlags uint32 = EntryAlign - 1
 )
 
-// MaxSlack is the most padding an entry's block has: up to 20 bytes to make
+// MaxSlack is the most padding an entry's block has: up to 16 bytes to make
 // the smallest block, or 7 to align. (What is left of a free block too small
 // for a list stays a free fragment, not slack.)
 const MaxSlack = EntrySize - EntryHeader
@@ -323,6 +336,8 @@ const (
 	_ = unsafe.Offsetof(Entry{}.KeyLen) - 8
 	_ = uintptr(10) - unsafe.Offsetof(Entry{}.Slack)
 	_ = unsafe.Offsetof(Entry{}.Slack) - 10
+	_ = uintptr(12) - unsafe.Offsetof(Entry{}.Sum)
+	_ = unsafe.Offsetof(Entry{}.Sum) - 12
 	_ = uintptr(BucketSize) - unsafe.Sizeof(Bucket{})
 	_ = unsafe.Sizeof(Bucket{}) - BucketSize
 	_ = uintptr(8) - unsafe.Offsetof(Bucket{}.Slots)

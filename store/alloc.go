@@ -59,6 +59,7 @@ type block struct {
 	size   uint64 // bytes, flags masked off
 	flags  uint32 // layout.SizeFree, layout.SizePrevFree
 	kl, vl uint64 // key and value lengths, for a live block (liveBlock)
+	sum    uint32 // and its Entry.Sum
 }
 
 // blockAt reads the header of the block at off, checking that the block
@@ -88,13 +89,28 @@ func (s *Store) freeBlockAt(off uint64) (block, error) {
 }
 
 // listedBlockAt is freeBlockAt for a block named by a free list, which is
-// never a fragment.
+// never a fragment. Every allocation reads one: its checks are written out,
+// with one call on the error path only.
 func (s *Store) listedBlockAt(off uint64) (block, error) {
+	g := &s.geo
+	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < g.Size && g.Size-off >= layout.EntrySize {
+		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+		raw := e.Size
+		sz := uint64(raw &^ layout.SizeFlags)
+		if raw&layout.SizeFree != 0 && sz >= layout.EntrySize && sz <= g.Size-off {
+			return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags}, nil
+		}
+	}
+	return block{}, s.listedBlockError(off)
+}
+
+// listedBlockError says why listedBlockAt refused the block at off.
+func (s *Store) listedBlockError(off uint64) error {
 	b, err := s.freeBlockAt(off)
-	if err == nil && b.size < layout.EntrySize {
+	if err == nil {
 		err = fmt.Errorf("%w: a free list names fragment %#x of %d bytes", ErrCorrupt, off, b.size)
 	}
-	return b, err
+	return err
 }
 
 // prevSize decodes the word just before a block whose predecessor is

@@ -118,18 +118,25 @@ func BenchmarkGetHit(b *testing.B) {
 				buf, _ = m.get(buf[:0], keys[order[i&(len(order)-1)]])
 			}
 		})
-		b.Run(fmt.Sprintf("val=%dB/impl=shmkv", vs), func(b *testing.B) {
-			s, keys, order := benchStore(b, vs)
-			buf := make([]byte, 0, vs)
-			b.ReportAllocs()
-			settle(b)
-			for i := 0; i < b.N; i++ {
-				var err error
-				if buf, err = s.GetAppend(buf[:0], keys[order[i&(len(order)-1)]]); err != nil {
-					b.Fatal(err)
-				}
+		for _, verify := range []bool{false, true} {
+			impl := "shmkv"
+			if verify {
+				impl = "shmkv-verify" // Options.VerifyReads
 			}
-		})
+			b.Run(fmt.Sprintf("val=%dB/impl=%s", vs, impl), func(b *testing.B) {
+				s, keys, order := benchStore(b, vs)
+				s.verify = verify
+				buf := make([]byte, 0, vs)
+				b.ReportAllocs()
+				settle(b)
+				for i := 0; i < b.N; i++ {
+					var err error
+					if buf, err = s.GetAppend(buf[:0], keys[order[i&(len(order)-1)]]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

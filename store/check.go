@@ -17,7 +17,8 @@ import (
 // hot path.
 //
 // The invariants: the header is valid; the journal is idle; heap blocks
-// tile [HeapOff, Top) with sane sizes; each free list holds only free
+// tile [HeapOff, Top) with sane sizes; every entry's key and value match
+// its checksum (each bad entry is named); each free list holds only free
 // blocks of its class, without cycles; every free block is on one list and
 // every live block is named by exactly one index slot; each slot's tag and
 // place fit its key's hash; every bucket's Overflow equals the number of
@@ -201,6 +202,8 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 				v.add("%v", err)
 			} else if slack := e.size - layout.EntryHeader - e.kl - e.vl; slack > layout.MaxSlack {
 				v.add("entry at %#x: slack of %d bytes in a block of %d", off, slack, e.size)
+			} else if layout.EntrySum(e.kl, s.kv(e)) != e.sum {
+				v.add("entry at %#x (key %s): its key and value fail its checksum", off, QuoteKey(s.key(e)))
 			}
 			blocks[off] = live
 		}

@@ -518,6 +518,9 @@ func (t *txn) move(b block, dst uint64) error {
 	d.Flags = 0
 	to, _ := s.r.Bytes(offsetptr.Offset(dst+layout.EntryHeader), uint64(len(kv)))
 	copy(to, kv)
+	// The sum moves as it was, not computed again: damage to the old
+	// copy must not become a valid entry by moving.
+	d.Sum = b.sum
 	storeHalf(&d.Seq, s.nextSeq(false))
 	faultPoint("move")
 	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst))

@@ -22,10 +22,12 @@ func TestCompactFillsAGapWithSeveralMoves(t *testing.T) {
 	val := func(n int) []byte { return bytes.Repeat([]byte{'v'}, n) }
 	// Blocks: g 424 B, b1 200 B, b2 200 B: the gap holds b1, then b2 with
 	// 24 bytes to spare.
+	hdr := int(layout.EntryHeader)
+	bn := 200 - hdr - 2
 	for _, kv := range []struct {
 		k string
 		n int
-	}{{"g", 411}, {"b1", 186}, {"b2", 186}, {"pin", 10}} {
+	}{{"g", 424 - hdr - 1}, {"b1", bn}, {"b2", bn}, {"pin", 10}} {
 		if got := layout.BlockSize(uint64(len(kv.k)), uint64(kv.n)); kv.k != "pin" && got != map[string]uint64{"g": 424, "b1": 200, "b2": 200}[kv.k] {
 			t.Fatalf("setup: block of %s is %d bytes", kv.k, got)
 		}
@@ -44,7 +46,7 @@ func TestCompactFillsAGapWithSeveralMoves(t *testing.T) {
 		t.Fatalf("Compact moved %d entries, want the two after the gap", p.Entries)
 	}
 	for _, k := range []string{"b1", "b2"} {
-		if v, err := s.Get([]byte(k)); err != nil || !bytes.Equal(v, val(186)) {
+		if v, err := s.Get([]byte(k)); err != nil || !bytes.Equal(v, val(bn)) {
 			t.Fatalf("%s after Compact: %d bytes, %v", k, len(v), err)
 		}
 	}
@@ -165,8 +167,8 @@ func TestSmallRemaindersAreNotLost(t *testing.T) {
 		return err
 	}
 	for i := range 1000 {
-		k := fmt.Sprintf("a%04d", i) // 12+5+47 = 64-byte blocks
-		if err := put(k, 47); err != nil {
+		k := fmt.Sprintf("a%04d", i) // 16+5+43 = 64-byte blocks
+		if err := put(k, 64-int(layout.EntryHeader)-5); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +180,7 @@ func TestSmallRemaindersAreNotLost(t *testing.T) {
 		delete(live, k)
 	}
 	for i := range 500 {
-		if err := put(fmt.Sprintf("b%04d", i), 23); err != nil { // 40-byte blocks
+		if err := put(fmt.Sprintf("b%04d", i), 40-int(layout.EntryHeader)-5); err != nil { // 40-byte blocks
 			t.Fatal(err)
 		}
 	}

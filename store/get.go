@@ -166,6 +166,8 @@ func (s *Store) readSlot(bi uint64, i int, values bool) (out []byte, kl uint64, 
 			return out, kl, true, nil
 		case readCorrupt:
 			return nil, 0, false, badSlot(slotOff(s.bucketOff(bi), i), w)
+		case readBadSum: // out starts with the key, as read
+			return nil, 0, false, fmt.Errorf("%w (index slot %#x)", badSum(out[:kl], layout.SlotOffset(w)), slotOff(s.bucketOff(bi), i))
 		}
 		if attempt > 64 {
 			yield()

@@ -58,6 +58,7 @@ const (
 	readOther                     // a stable entry of another key
 	readRetry                     // raced a writer: read the slot again
 	readCorrupt                   // an entry that can never be valid
+	readBadSum                    // a stable entry whose bytes fail its checksum (VerifyReads)
 )
 
 // readMode is what readEntry copies, and of which entry.
@@ -126,7 +127,12 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, m read
 	hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
 	h := hw.Load()
 	if h&1 != 0 {
-		return dst, 0, readRetry // freed after being replaced; the slot has moved on
+		// Freed after being replaced: the slot has moved on, which the
+		// reload in unstable sees. A slot that still names the block once
+		// it is free is damage, not a race: the writer publishes the new
+		// slot word before it frees the old block, and a block is filled
+		// with an even Seq before any slot names it.
+		return dst, 0, s.unstable(slot, w, hw, h, readCorrupt)
 	}
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	// NB: each header field is read once: a concurrent free may rewrite
@@ -144,6 +150,11 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, m read
 	if lookup && !bytes.Equal(b[:kl], key) {
 		return dst, 0, s.unstable(slot, w, hw, h, readOther)
 	}
+	// With VerifyReads, the sum is taken over the bytes in place, in the
+	// same window as the copy: it is trusted only if unstable below finds
+	// the block still published, and then the copy and the sum are of the
+	// same bytes.
+	bad := s.verify && layout.EntrySum(kl, b) != e.Sum
 	n := len(dst)
 	switch m {
 	case readValue:
@@ -155,6 +166,9 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key, dst []byte, m read
 	}
 	if r := s.unstable(slot, w, hw, h, readMatch); r != readMatch {
 		return dst[:n], 0, r
+	}
+	if bad { // the copy is returned, for the error to name the key
+		return dst, kl, readBadSum
 	}
 	return dst, kl, readMatch
 }
@@ -217,8 +231,15 @@ func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, m readMode) ([
 			return dst, false, true, nil
 		case readCorrupt:
 			return dst, false, false, badSlot(slotOff(s.bucketOff(home+pos>>3), int(pos&7)), w)
+		case readBadSum:
+			return dst, false, false, badSum(key, layout.SlotOffset(w))
 		}
 	}
+}
+
+// badSum is the error for an entry whose bytes fail its checksum.
+func badSum(key []byte, off uint64) error {
+	return fmt.Errorf("%w: the entry for key %s at %#x fails its checksum", ErrCorrupt, QuoteKey(key), off)
 }
 
 // match is the inner loop of a lookup. It looks for tag in the key's probe

@@ -137,38 +137,44 @@ func (s *Store) begin() *txn {
 }
 
 // log records the current value of the word at off before it changes.
-func (t *txn) log(off uint64, kind uint64) {
+func (t *txn) log(off uint64, kind uint64) { t.logAt(off, kind, t.s.word(off)) }
+
+// logAt is log for the word w at off, which the caller has at hand.
+func (t *txn) logAt(off uint64, kind uint64, w *atomic.Uint64) {
 	if off < layout.HeaderSize {
-		w, bit := &t.logged[off/8/64], uint64(1)<<(off/8%64)
-		if *w&bit != 0 {
+		lw, bit := &t.logged[off/8/64], uint64(1)<<(off/8%64)
+		if *lw&bit != 0 {
 			return
 		}
-		*w |= bit
+		*lw |= bit
 	}
-	if t.nUndo >= t.s.geo.MaxUndo {
+	n := t.nUndo
+	if n >= uint32(len(t.s.undos)) {
 		undoOverflow()
 	}
-	w := t.s.word(off)
-	rec := t.s.undoRec(t.nUndo)
+	rec := &t.s.undos[n]
 	rec.Off = off | kind
 	rec.Old = w.Load()
 	faultPoint("log-record")
-	t.nUndo++
+	t.nUndo = n + 1
 	// The record is written before the count that makes it visible.
-	storeHalf(&t.jh.NumUndo, t.nUndo)
+	storeHalf(&t.jh.NumUndo, n+1)
 	faultPoint("logged")
 }
 
-// set changes a word, logging its old value first.
+// set logs the word at off, then stores v there.
 func (t *txn) set(off, v uint64) {
-	t.log(off, layout.UndoPlain)
-	storeWord(t.s.word(off), v)
+	w := t.s.word(off)
+	t.logAt(off, layout.UndoPlain, w)
+	storeWord(w, v)
 }
 
 // add adds d to the word at off, logged.
 func (t *txn) add(off uint64, d int64) {
 	if d != 0 {
-		t.set(off, t.s.word(off).Load()+uint64(d))
+		w := t.s.word(off)
+		t.logAt(off, layout.UndoPlain, w)
+		storeWord(w, w.Load()+uint64(d))
 	}
 }
 
@@ -336,21 +342,36 @@ func (t *txn) apply() error {
 }
 
 // liveBlock is blockAt for a block that holds an entry (even Seq, not
-// free, lengths that fit), with its key and value lengths.
+// free, lengths that fit), with its key and value lengths. It is on every
+// write path, three times a put: the checks are written out here, with one
+// call on the error path only, so that nothing but the header's two words
+// is read and nothing is copied twice.
 func (s *Store) liveBlock(off uint64) (block, error) {
+	g := &s.geo
+	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < g.Size && g.Size-off >= layout.EntrySize {
+		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+		seq, raw := e.Seq.Load(), e.Size
+		sz := uint64(raw &^ layout.SizeFlags)
+		kl, slack := uint64(e.KeyLen), uint64(e.Slack)
+		if seq&1 == 0 && raw&layout.SizeFree == 0 && sz >= layout.EntrySize && sz <= g.Size-off && layout.EntryHeader+kl+slack <= sz {
+			return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags, kl: kl, vl: sz - layout.EntryHeader - kl - slack, sum: e.Sum}, nil
+		}
+	}
+	return block{}, s.liveBlockError(off)
+}
+
+// liveBlockError says why liveBlock refused the block at off.
+func (s *Store) liveBlockError(off uint64) error {
 	b, err := s.blockAt(off, s.geo.Size)
-	if err != nil {
-		return b, err
+	switch {
+	case err != nil:
+		return err
+	case b.e.Seq.Load()&1 != 0 || b.flags&layout.SizeFree != 0:
+		return fmt.Errorf("%w: block %#x should hold an entry but is free", ErrCorrupt, off)
+	case b.size < layout.EntrySize:
+		return fmt.Errorf("%w: entry at %#x in a block of %d bytes", ErrCorrupt, off, b.size)
 	}
-	if b.e.Seq.Load()&1 != 0 || b.flags&layout.SizeFree != 0 {
-		return b, fmt.Errorf("%w: block %#x should hold an entry but is free", ErrCorrupt, off)
-	}
-	kl, slack := uint64(b.e.KeyLen), uint64(b.e.Slack)
-	if layout.EntryHeader+kl+slack > b.size {
-		return b, fmt.Errorf("%w: entry at %#x: key of %d bytes and slack of %d in a block of %d", ErrCorrupt, off, kl, slack, b.size)
-	}
-	b.kl, b.vl = kl, b.size-layout.EntryHeader-kl-slack
-	return b, nil
+	return fmt.Errorf("%w: entry at %#x: key of %d bytes and slack of %d in a block of %d", ErrCorrupt, off, b.e.KeyLen, b.e.Slack, b.size)
 }
 
 // loadIntents copies the journal's first n intents out of the region and

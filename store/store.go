@@ -33,6 +33,8 @@ type Store struct {
 	geo layout.Geometry
 	// lazyLimit bounds Alloc.LazyBytes (alloc.go, lazyOK).
 	lazyLimit uint64
+	// verify: readers check entry checksums (Options.VerifyReads).
+	verify bool
 	// buckets is the index, and intents and undos the journal's records:
 	// views checked once against geo.
 	buckets []layout.Bucket
@@ -453,6 +455,7 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		readOnly:     o.ReadOnly,
 		lockTimeout:  o.LockTimeout,
 		writeTimeout: o.WriteTimeout,
+		verify:       o.VerifyReads,
 	}
 	if eagerFrees() {
 		s.lazyLimit = 0

@@ -68,7 +68,7 @@ var crashMutations = []crashMutation{
 	{"overwrite-merge", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, true},
 	// Exactly the size of the lazy block at the bottom of the heap: taken
 	// whole, touching no neighbour.
-	{"insert-lazy", []string{"put", "lz-new", strings.Repeat("z", 98)}, "lz-new", "", strings.Repeat("z", 98), false, false, false},
+	{"insert-lazy", []string{"put", "lz-new", strings.Repeat("z", lzNewLen)}, "lz-new", "", strings.Repeat("z", lzNewLen), false, false, false},
 	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false, false},
 	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false, false},
 	{"delete-before-lazy", []string{"del", "lzpre"}, "lzpre", "p", "", false, false, false},
@@ -88,6 +88,9 @@ var crashMutations = []crashMutation{
 }
 
 const crashSize, crashEntries = 1 << 20, 600
+
+// Values that make 120-byte blocks for keys "lz" and "lz-new".
+const lzLen, lzNewLen = 120 - layout.EntryHeader - 2, 120 - layout.EntryHeader - 6
 
 // crowd puts layout.BucketSlots keys whose home bucket is key's, so that
 // key is placed in a later bucket and raises the Overflow counts between.
@@ -133,7 +136,7 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 			t.Fatalf("setup: delete %s: %v", k, err)
 		}
 	}
-	put("lz", strings.Repeat("z", 106)) // a 120-byte block, made lazy below
+	put("lz", strings.Repeat("z", lzLen)) // a 120-byte block, made lazy below
 	put("cgap1", strings.Repeat("g", 6000))
 	put("cpin", "p")
 	put("cgap2", strings.Repeat("g", 6000))
@@ -159,10 +162,10 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	// lzpre, then a lazy block, then a tagged free one: deleting lzpre
 	// merges with both.
 	put("lzpre", "p")
-	put("lz2", strings.Repeat("z", 106))
+	put("lz2", strings.Repeat("z", lzLen))
 	put("lzgap", strings.Repeat("g", 300))
-	put("lz", strings.Repeat("y", 106)) // same size: the old block is lazy
-	put("lz2", strings.Repeat("y", 106))
+	put("lz", strings.Repeat("y", lzLen)) // same size: the old block is lazy
+	put("lz2", strings.Repeat("y", lzLen))
 	del("lzgap")
 	for _, k := range []string{"cgap1", "cgap2", "gap0", "gap1", "gap2", "gap3", "gap4", "lgap", "rgap"} {
 		del(k)
