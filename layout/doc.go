@@ -55,12 +55,12 @@
 //
 // # Entries and free blocks
 //
-// A block is a 12-byte header (Seq, Size, KeyLen, Slack, Flags), the key,
+// A block is a 16-byte header (Seq, Size, KeyLen, Slack, Flags, Sum), the key,
 // the value, and Slack bytes of padding (to 8 bytes, up to the smallest
 // block, or a remainder too small to split off); at least EntrySize (32)
 // bytes. Blocks tile [HeapOff, Meta.Top) with no gap; above Top the heap
 // was never used or was given back. The value's length is
-// Size-12-KeyLen-Slack, where Size is the header's Size with its low three
+// Size-16-KeyLen-Slack, where Size is the header's Size with its low three
 // bits (flags) cleared: SizeFree marks a free block, SizeLazy a lazy one,
 // SizePrevFree a block whose predecessor is free and tagged (not lazy).
 //
@@ -69,6 +69,8 @@
 // number of Alloc.SeqNext, a 64-bit store-wide counter, so a header at a
 // given offset never shows the same Seq twice (until the 32 bits wrap),
 // even after the block was merged into a neighbour and split off again.
+// Entry.Sum is EntrySum of KeyLen and the key and value bytes, written
+// before the entry is published and moved unchanged by compaction.
 //
 // A free block keeps Seq and Size, stores the offset of the next free
 // block of its size class at 8 and of the previous one at 16 (0 at the

@@ -131,6 +131,29 @@ type tally struct {
 	count                                    uint64
 }
 
+// reach marks the block at off as reached, by a free list or an index
+// slot: it must be a block of the kind want that the heap pass met, and
+// be reached once. It returns ok, or which of the two failed.
+func (t *tally) reach(off uint64, want uint8) reachResult {
+	st, ok := t.blocks[off]
+	switch {
+	case !ok || st&want == 0:
+		return reachWrongKind
+	case st&seen != 0:
+		return reachTwice
+	}
+	t.blocks[off] |= seen
+	return reachOK
+}
+
+type reachResult uint8
+
+const (
+	reachOK reachResult = iota
+	reachWrongKind
+	reachTwice
+)
+
 // checkHeader is the header pass: a valid header, the geometry this
 // process opened, an idle journal. An error means the region cannot be
 // read by the passes after it.
@@ -243,16 +266,15 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 			v.add("free list %d: NonEmpty bit %v, head %#x", c, bit, head)
 		}
 		for off := head; off != 0; n++ {
-			st, ok := blocks[off]
-			if !ok || st&free == 0 || n > len(blocks) {
+			r := t.reach(off, free)
+			if r == reachWrongKind || n > len(blocks) {
 				v.add("free list %d names %#x, which is not a free block", c, off)
 				break
 			}
-			if st&seen != 0 {
+			if r == reachTwice {
 				v.add("free list %d: block %#x listed twice (cycle?)", c, off)
 				break
 			}
-			blocks[off] |= seen
 			b, err := s.blockAt(off, top)
 			if err != nil { // it changed since the heap walk: never follow it
 				v.add("free list %d: %v", c, err)
@@ -276,7 +298,6 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 // that probe past it. It marks each named entry seen and counts them.
 func (s *Store) checkIndex(v *violations, t *tally) {
 	g := &s.geo
-	blocks := t.blocks
 	overflow := make([]uint32, g.NumBuckets)
 	for bi := uint64(0); bi < g.NumBuckets; bi++ {
 		if next := s.skipHole(bi); next != bi {
@@ -291,16 +312,14 @@ func (s *Store) checkIndex(v *violations, t *tally) {
 			}
 			off := layout.SlotOffset(w)
 			at := slotOff(s.bucketOff(bi), i)
-			st, ok := blocks[off]
-			if !ok || st&live == 0 {
+			switch t.reach(off, live) {
+			case reachWrongKind:
 				v.add("index slot %#x names %#x, which is not a live entry", at, off)
 				continue
-			}
-			if st&seen != 0 {
+			case reachTwice:
 				v.add("entry %#x is named by two index slots (second: %#x)", off, at)
 				continue
 			}
-			blocks[off] |= seen
 			t.count++
 			e, err := s.liveBlock(off)
 			if err != nil { // it changed since the heap walk: never follow it

@@ -88,6 +88,11 @@ func (s *Store) Compact(ctx context.Context) (CompactProgress, error) {
 // CompactWithProgress is Compact, calling fn (if not nil) after each
 // transaction.
 func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress)) (CompactProgress, error) {
+	p, err := s.compact(ctx, fn)
+	return p, s.fail("compact", err)
+}
+
+func (s *Store) compact(ctx context.Context, fn func(CompactProgress)) (CompactProgress, error) {
 	var p CompactProgress
 	err := s.withLock(ctx, func(*txn) error {
 		top, err := s.top()
