@@ -14,7 +14,8 @@
 //	                |   0   Magic      8   written last at creation    |
 //	                |   8   static geometry and options (creator only) |
 //	                | 248   Checksum   8   xxhash64 of bytes [8,248)    |
-//	                | 256   Lock      64   writer lock word (futex)     |
+//	                | 256   Lock      64   writer lock word (futex),    |
+//	                |                      at 264 the Snapshot epoch    |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
 //	                | 3840  Alloc     96   Seq counter, compaction     |
@@ -40,7 +41,7 @@
 // the process that holds the writer lock (Lock.Word), except a ProcSlot,
 // which its owner writes while holding the slot's OFD lock. Words that
 // readers or lock waiters load while a writer runs are typed atomics:
-// Magic, Lock.Word, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
+// Magic, Lock.Word, Lock.Snapshot, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
 // the ProcSlot fields.
 //
 // # Index
