@@ -152,6 +152,11 @@ func (t *txn) log(off uint64, kind uint64) {
 		}
 		*w |= bit
 	}
+	if kind == layout.UndoSeq {
+		t.s.cow(off, 24) // a block header, and the free-list links after it (snapshot.go)
+	} else {
+		t.s.cow(off, 8)
+	}
 	if t.nUndo >= t.s.geo.MaxUndo {
 		undoOverflow()
 	}
@@ -289,6 +294,7 @@ func (t *txn) apply() error {
 			continue
 		}
 		// The publication: from this store on, readers see the new entry.
+		s.cow(it.Slot, 8)
 		storeWord(s.word(it.Slot), it.New)
 		faultPoint("publish")
 	}
@@ -314,6 +320,10 @@ func (t *txn) apply() error {
 			}
 			dBlock -= int64(b.size)
 			dKV -= int64(b.kl + b.vl)
+			// The allocator writes into free space unlogged: a snapshot
+			// needs the block, the footer before it and the header and
+			// links after it, which a merge makes free space (snapshot.go).
+			s.cow(b.off-8, b.size+32)
 			if err := t.free(b); err != nil {
 				return err
 			}
