@@ -666,10 +666,13 @@ func (d *DumpReader) readEnd() error {
 func (s *Store) Load(r io.Reader) error {
 	d, err := NewDumpReader(r)
 	if err != nil {
-		return err
+		return wrapErr("load", s.name, err)
 	}
 	_, err = s.LoadContext(context.Background(), d, nil)
-	return err
+	if err != nil {
+		return wrapErr("load", s.name, err)
+	}
+	return nil
 }
 
 // LoadContext is Load from a DumpReader whose header the caller has read,
@@ -739,7 +742,7 @@ func (s *Store) loadBatch(ctx context.Context, recs []dumpRecord) (int, error) {
 }
 
 func (s *Store) loadError(p Progress, err error) error {
-	return fmt.Errorf("load into %s, after %d of %d keys (each batch of up to %d is wholly in or out): %w", s.name, p.Keys, p.TotalKeys, loadBatch, err)
+	return fmt.Errorf("after loading %d of %d keys (each transaction of up to %d is wholly in or out): %w", p.Keys, p.TotalKeys, loadBatch, err)
 }
 
 // LoadOptions configure the package-level Load.
@@ -762,9 +765,12 @@ type LoadOptions struct {
 
 // Load creates the store name from the dump d: with the dump's options
 // unless opts says otherwise, failing with fs.ErrExist if the store exists
-// (see LoadOptions for Replace and Merge). A load that dies leaves the
-// store with the keys of the transactions it committed, each wholly in or
-// out; with Replace, it leaves name untouched.
+// (see LoadOptions for Replace and Merge). A load that fails (a damaged
+// dump, a full store, ctx done) removes the store it created; with Merge
+// the keys loaded stay. A load that is killed leaves the store it was
+// loading with the keys of the transactions it committed, each of up to
+// 1024 keys wholly in or out, and it passes Check; with Replace, it leaves
+// name untouched.
 func Load(ctx context.Context, name string, d *DumpReader, opts *LoadOptions) (Progress, error) {
 	var lo LoadOptions
 	if opts != nil {
@@ -793,7 +799,17 @@ func Load(ctx context.Context, name string, d *DumpReader, opts *LoadOptions) (P
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}
-		return p, err
+		if err != nil && !lo.Merge {
+			// The store is this load's own: a dump found damaged, or a
+			// load that failed, leaves nothing half made.
+			if rerr := Remove(name); rerr == nil {
+				err = fmt.Errorf("%w; the store it was loading was removed", err)
+			}
+		}
+		if err != nil {
+			return p, wrapErr("load", name, err)
+		}
+		return p, nil
 	}
 	tmp, err := tempName(name, "loading")
 	if err != nil {
@@ -813,7 +829,7 @@ func Load(ctx context.Context, name string, d *DumpReader, opts *LoadOptions) (P
 	}
 	if err != nil {
 		removeObjectPath(path)
-		return p, err
+		return p, wrapErr("load", name, fmt.Errorf("%w; the store was not replaced", err))
 	}
 	return p, nil
 }

@@ -74,6 +74,7 @@ import (
 
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
+	"github.com/shmkv/shmkv/shmopen"
 )
 
 const (
@@ -469,6 +470,23 @@ func (s *Store) removeStaleSnapshots() {
 		pid, start := int(binary.LittleEndian.Uint32(hb[40:])), binary.LittleEndian.Uint64(hb[48:])
 		if pid != os.Getpid() && startTime(pid) != start {
 			os.Remove(path)
+		}
+	}
+}
+
+// removeSnapshotBuffers removes the copy buffers of the store name, which
+// was just removed: a dump of it still running fails (its writers cannot
+// open the buffer), and one that died leaves nothing behind.
+func removeSnapshotBuffers(name string) {
+	n, err := shmopen.Normalize(name)
+	if err != nil {
+		return
+	}
+	prefix := strings.TrimSuffix(filepath.Base(snapPath(n[1:], 0)), "0")
+	des, _ := os.ReadDir(ShmDir)
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), prefix) {
+			os.Remove(filepath.Join(ShmDir, de.Name()))
 		}
 	}
 }

@@ -133,6 +133,7 @@ func Remove(name string) error {
 	if err := removeStore(name); err != nil {
 		return wrapErr("remove", name, err)
 	}
+	removeSnapshotBuffers(name)
 	return nil
 }
 
@@ -155,6 +156,7 @@ func Unlink(name string) error {
 	if err := removeObject(name); err != nil {
 		return wrapErr("remove", name, err)
 	}
+	removeSnapshotBuffers(name)
 	return nil
 }
 
