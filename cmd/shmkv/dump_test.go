@@ -24,8 +24,8 @@ func fillForCLI(t *testing.T, name string) map[string]string {
 	}
 	defer s.Close()
 	want := map[string]string{
-		"\x00\xff\n": "\x00\x01\x02",
-		"empty":      "",
+		"\x00\xff\n":                          "\x00\x01\x02",
+		"empty":                               "",
 		strings.Repeat("K", store.MaxKeySize): "largest key",
 	}
 	for i := range 2000 {
