@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -203,8 +204,58 @@ func dumpRole(role string, args []string) error {
 			opens[gen]++
 		}
 		fmt.Printf("opens old %d new %d\n", opens["old"], opens["new"])
+	case "latency": // latency NAME KEYS MILLIS: gets (3 in 4) and puts of random bench keys; prints the latencies' quantiles
+		return latencyRole(args[0], atoi(args[1]), time.Duration(atoi(args[2]))*time.Millisecond)
 	default:
 		return fmt.Errorf("unknown role %q", role)
+	}
+	return nil
+}
+
+// benchKey is key i of the latency benchmark's store: 16 bytes.
+func benchKey(k []byte, i int) {
+	binary.LittleEndian.PutUint64(k, uint64(i)*0x9e3779b97f4a7c15)
+	binary.LittleEndian.PutUint64(k[8:], uint64(i))
+}
+
+// latencyRole times each get and put, on random keys of keys, for d, and
+// prints "get|put N p50 p99 p999 max" in nanoseconds.
+func latencyRole(name string, keys int, d time.Duration) error {
+	s, err := store.Open(name, roleOpts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(uint64(os.Getpid()), 3))
+	k, v, buf := make([]byte, 16), make([]byte, 100), make([]byte, 0, 128)
+	gets, puts := make([]int64, 0, 1<<22), make([]int64, 0, 1<<21)
+	fmt.Println("ready")
+	for end := time.Now().Add(d); ; {
+		benchKey(k, r.IntN(keys))
+		start := time.Now()
+		if start.After(end) {
+			break
+		}
+		if r.IntN(4) == 0 {
+			binary.LittleEndian.PutUint64(v, uint64(start.UnixNano()))
+			if err := s.Put(k, v); err != nil {
+				return err
+			}
+			puts = append(puts, int64(time.Since(start)))
+		} else {
+			if _, err := s.GetAppend(buf[:0], k); err != nil {
+				return err
+			}
+			gets = append(gets, int64(time.Since(start)))
+		}
+	}
+	for _, x := range []struct {
+		what string
+		l    []int64
+	}{{"get", gets}, {"put", puts}} {
+		slices.Sort(x.l)
+		q := func(f float64) int64 { return x.l[min(int(f*float64(len(x.l))), len(x.l)-1)] }
+		fmt.Printf("%s %d %d %d %d %d\n", x.what, len(x.l), q(0.5), q(0.99), q(0.999), x.l[len(x.l)-1])
 	}
 	return nil
 }
