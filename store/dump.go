@@ -39,7 +39,8 @@ package store
 //	  16+L 8 xxh64 of the block's bytes [0, 16+L)
 //	the end: a block with L = 0 and no records, then
 //	  0   8  total records
-//	  8   8  xxh64 of every byte of the file before this field
+//	  8   8  xxh64 of the header, each block's checksum (8 bytes, in
+//	         order, the end block's included) and the total above
 //	  16  8  magic "SHMKVEND"
 //
 // A block holds whole records, about 1 MiB of them (one record if it is
@@ -338,7 +339,7 @@ func (w *heapWalker) finish(sn *snap) error {
 // dumpEncoder writes the dump format.
 type dumpEncoder struct {
 	w       io.Writer
-	total   *xxhash.Digest // every byte written
+	total   *xxhash.Digest // the header, each block's checksum, the count
 	block   []byte         // 16 bytes of block header, then the payload
 	records uint32
 	seq     uint64
@@ -350,8 +351,8 @@ func newDumpEncoder(w io.Writer) *dumpEncoder {
 	return &dumpEncoder{w: w, total: xxhash.New(), block: make([]byte, 16, 16+dumpBlock+4096)}
 }
 
-func (e *dumpEncoder) write(b []byte) error {
-	e.total.Write(b)
+// put writes b to the output as is.
+func (e *dumpEncoder) put(b []byte) error {
 	n, err := e.w.Write(b)
 	e.written += int64(n)
 	if err != nil {
@@ -360,8 +361,11 @@ func (e *dumpEncoder) write(b []byte) error {
 	return nil
 }
 
+// header writes the header. REQUIRES: before any record.
 func (e *dumpEncoder) header(h DumpHeader) error {
-	return e.write(encodeDumpHeader(h))
+	b := encodeDumpHeader(h)
+	e.total.Write(b)
+	return e.put(b)
 }
 
 func encodeDumpHeader(h DumpHeader) []byte {
@@ -431,7 +435,8 @@ func (e *dumpEncoder) writeBlock() error {
 	le.PutUint32(e.block[4:], e.records)
 	le.PutUint64(e.block[8:], e.seq)
 	e.block = le.AppendUint64(e.block, xxhash.Sum64(e.block))
-	err := e.write(e.block)
+	e.total.Write(e.block[len(e.block)-8:])
+	err := e.put(e.block)
 	e.block, e.records = e.block[:16], 0
 	e.seq++
 	return err
@@ -450,12 +455,7 @@ func (e *dumpEncoder) end() error {
 	e.total.Write(t[:8])
 	binary.LittleEndian.PutUint64(t[8:], e.total.Sum64())
 	copy(t[16:], endMagic)
-	n, err := e.w.Write(t[:])
-	e.written += int64(n)
-	if err != nil {
-		return fmt.Errorf("dump: writing: %w", err)
-	}
-	return nil
+	return e.put(t[:])
 }
 
 // DumpReader reads a dump: its header at once, then its records, each
@@ -511,6 +511,7 @@ func NewDumpReader(r io.Reader) (*DumpReader, error) {
 	if sum := le.Uint64(hb[hl-8:]); sum != xxhash.Sum64(hb[:hl-8]) {
 		return nil, damaged("dump header checksum %#x does not match its bytes", sum)
 	}
+	d.total.Write(hb)
 	nl := int(le.Uint16(hb[80:]))
 	if 82+nl > int(hl)-8 {
 		return nil, damaged("dump header: name of %d bytes in a header of %d", nl, hl)
@@ -539,7 +540,6 @@ func (d *DumpReader) BytesRead() int64 { return d.read }
 // running out is a truncated dump.
 func (d *DumpReader) full(b []byte, what string) error {
 	n, err := io.ReadFull(d.r, b)
-	d.total.Write(b[:n])
 	d.read += int64(n)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return damaged("truncated: the input ends in the %s, after %d bytes", what, d.read)
@@ -606,6 +606,7 @@ func (d *DumpReader) readBlock() error {
 	if sum := le.Uint64(d.block[16+l:]); sum != xxhash.Sum64(body) {
 		return damaged("block %d (%d records, %d bytes, at input offset %d) fails its checksum", d.seq, n, l, d.read-int64(l)-24)
 	}
+	d.total.Write(d.block[16+l:])
 	d.seq++
 	if l == 0 {
 		if n != 0 {
@@ -645,14 +646,11 @@ func (d *DumpReader) grow(b []byte, n int) []byte {
 // readEnd checks the trailer after the end block.
 func (d *DumpReader) readEnd() error {
 	var t [24]byte
-	if err := d.full(t[:8], "trailer"); err != nil {
+	if err := d.full(t[:], "trailer"); err != nil {
 		return err
 	}
+	d.total.Write(t[:8])
 	want := d.total.Sum64()
-	if _, err := io.ReadFull(d.r, t[8:]); err != nil {
-		return damaged("truncated: the input ends in the trailer")
-	}
-	d.read += 16
 	le := binary.LittleEndian
 	switch {
 	case string(t[16:]) != endMagic:
