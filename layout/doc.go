@@ -95,4 +95,15 @@
 // IntentOverwrite whose new block holds the same key and value. Recovery
 // undoes everything when it finds State Prepare, and when it finds
 // Committed undoes the post-commit records and replays the intents. See package store, journal.go, for the protocol.
+//
+// # Snapshots
+//
+// Lock.Snapshot is 0, or the epoch of a dump or backup in progress: the
+// taker's lock identity in bits 0-31, a nonce in bits 32-62 that names
+// its copy buffer (/dev/shm/NAME.snapshot-NONCE in hex, SnapHeader), and
+// SnapshotBroken. Only the writer lock's holder changes it. While it is
+// set, a writer about to change bytes of a page whose bit in the buffer's
+// bitmap is clear first copies the page into the buffer's ring, advances
+// Head, and sets the bit (atomic OR); the taker claims each page it reads
+// with an atomic OR too. See package store, snapshot.go.
 package layout

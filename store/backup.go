@@ -442,14 +442,14 @@ func objectBase(name string, room int) (string, error) {
 }
 
 // tempName is a name for building a store to be renamed to name: name,
-// what, and this process's pid. Temporary objects of name that a dead
-// process left are removed first.
+// what ("loading" or "restoring"), and this process's pid. Temporary
+// objects of name that a dead process left, loading or restoring, are
+// removed first.
 func tempName(name, what string) (string, error) {
 	base, err := objectBase(name, 32)
 	if err != nil {
 		return "", err
 	}
-	prefix := base + "." + what + "-"
 	dirs := []string{ShmDir}
 	for _, m := range hugetlbMounts() {
 		dirs = append(dirs, m.dir)
@@ -457,14 +457,16 @@ func tempName(name, what string) (string, error) {
 	for _, dir := range dirs {
 		des, _ := os.ReadDir(dir)
 		for _, de := range des {
-			if rest, ok := strings.CutPrefix(de.Name(), prefix); ok {
-				if pid, err := strconv.Atoi(rest); err == nil && pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
-					os.Remove(filepath.Join(dir, de.Name()))
+			for _, w := range []string{"loading", "restoring"} {
+				if rest, ok := strings.CutPrefix(de.Name(), base+"."+w+"-"); ok {
+					if pid, err := strconv.Atoi(rest); err == nil && pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
+						os.Remove(filepath.Join(dir, de.Name()))
+					}
 				}
 			}
 		}
 	}
-	return prefix + strconv.Itoa(os.Getpid()), nil
+	return base + "." + what + "-" + strconv.Itoa(os.Getpid()), nil
 }
 
 // publish renames the store object at tmpPath to name, in the same

@@ -273,8 +273,9 @@ func (s *Store) cowWaitRoom(m *cowMap, e, head uint64) bool {
 			s.snapAbandoned(e)
 			return false
 		}
-		if !time.Now().Before(deadline) || uint32(e) == s.ident {
-			// (A Store that is itself the taker cannot wait for itself.)
+		// (The taker's own Store waits too: its drainer is a goroutine of
+		// its own, which needs no lock.)
+		if !time.Now().Before(deadline) {
 			s.snapBreak(e, m, layout.SnapBrokenFull)
 			return false
 		}
