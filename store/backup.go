@@ -450,6 +450,17 @@ func tempName(name, what string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	removeDeadTemps(name)
+	return base + "." + what + "-" + strconv.Itoa(os.Getpid()), nil
+}
+
+// removeDeadTemps removes the temporary stores of loads and restores of
+// name whose process is gone.
+func removeDeadTemps(name string) {
+	base, err := objectBase(name, 32)
+	if err != nil {
+		return
+	}
 	dirs := []string{ShmDir}
 	for _, m := range hugetlbMounts() {
 		dirs = append(dirs, m.dir)
@@ -466,7 +477,6 @@ func tempName(name, what string) (string, error) {
 			}
 		}
 	}
-	return base + "." + what + "-" + strconv.Itoa(os.Getpid()), nil
 }
 
 // publish renames the store object at tmpPath to name, in the same

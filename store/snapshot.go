@@ -482,9 +482,10 @@ func (s *Store) removeStaleSnapshots() {
 	}
 }
 
-// removeSnapshotBuffers removes the copy buffers of the store name, which
-// was just removed: a dump of it still running fails (its writers cannot
-// open the buffer), and one that died leaves nothing behind.
+// removeSnapshotBuffers removes what the store name, just removed, may
+// have around it: its snapshots' copy buffers (a dump of it still running
+// fails, since its writers cannot open the buffer) and the temporary
+// stores of loads and restores of it whose process died.
 func removeSnapshotBuffers(name string) {
 	n, err := shmopen.Normalize(name)
 	if err != nil {
@@ -497,6 +498,7 @@ func removeSnapshotBuffers(name string) {
 			os.Remove(filepath.Join(ShmDir, de.Name()))
 		}
 	}
+	removeDeadTemps(name)
 }
 
 // drainer takes the writers' copies out of the ring as they come, so that
