@@ -14,7 +14,8 @@
 //	                |   0   Magic      8   written last at creation    |
 //	                |   8   static geometry and options (creator only) |
 //	                | 248   Checksum   8   xxhash64 of bytes [8,248)    |
-//	                | 256   Lock      64   writer lock word (futex)     |
+//	                | 256   Lock      64   writer lock word (futex),    |
+//	                |                      at 264 the Snapshot epoch    |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
 //	                | 3840  Alloc     96   Seq counter, compaction     |
@@ -40,7 +41,7 @@
 // the process that holds the writer lock (Lock.Word), except a ProcSlot,
 // which its owner writes while holding the slot's OFD lock. Words that
 // readers or lock waiters load while a writer runs are typed atomics:
-// Magic, Lock.Word, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
+// Magic, Lock.Word, Lock.Snapshot, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
 // the ProcSlot fields.
 //
 // # Index
@@ -102,4 +103,15 @@
 // IntentOverwrite whose new block holds the same key and value. Recovery
 // undoes everything when it finds State Prepare, and when it finds
 // Committed undoes the post-commit records and replays the intents. See package store, journal.go, for the protocol.
+//
+// # Snapshots
+//
+// Lock.Snapshot is 0, or the epoch of a dump or backup in progress: the
+// taker's lock identity in bits 0-31, a nonce in bits 32-62 that names
+// its copy buffer (/dev/shm/NAME.snapshot-NONCE in hex, SnapHeader), and
+// SnapshotBroken. Only the writer lock's holder changes it. While it is
+// set, a writer about to change bytes of a page whose bit in the buffer's
+// bitmap is clear first copies the page into the buffer's ring, advances
+// Head, and sets the bit (atomic OR); the taker claims each page it reads
+// with an atomic OR too. See package store, snapshot.go.
 package layout

@@ -16,7 +16,11 @@ const (
 	// (no OFD lock on InitLockByte) may be initialised again by another.
 	MagicInit uint64 = 0x696e69564b4d4853
 	// Version is the format version; bump it on every layout change.
-	Version uint32 = 5
+	// Version 4 added Lock.Snapshot: a writer of version 3 would not copy
+	// pages for a snapshot in progress, so the two must not share a store.
+	// Version 5 added lazy free blocks (SizeLazy, Alloc.LazyBytes),
+	// version 6 the entry checksum (Entry.Sum, a 16-byte header).
+	Version uint32 = 6
 )
 
 // Geometry constants.
@@ -56,6 +60,7 @@ const (
 	// Offsets inside the header page.
 	ChecksumOff  = 248
 	LockOff      = 256
+	SnapshotOff  = LockOff + 8
 	MetaOff      = 320
 	FreeListsOff = 384
 	AllocOff     = 3840
@@ -141,14 +146,27 @@ type Alloc struct {
 }
 
 // Lock is the writer lock, alone on its cache line so waiters spinning on it
-// do not slow the writer's other stores.
+// do not slow the writer's other stores. Snapshot shares the line: only the
+// lock holder reads it (once per write), and it changes twice per dump.
 type Lock struct {
 	// Word is 0 when free, else the holder's identity (see store/lock.go):
 	// slot+1 in the low SlotBits bits, the slot's generation in the next
 	// GenBits bits, and WaitersBit when someone may sleep on it.
 	Word atomic.Uint32
-	_    [CacheLine - 4]byte
+	_    uint32
+	// Snapshot is 0, or the epoch of a dump or backup in progress
+	// (store/snapshot.go): the taker's lock identity in the low 32 bits,
+	// a nonce that names its copy buffer in bits 32-62, and SnapshotBroken.
+	// Set and cleared only under the writer lock. While it is set, every
+	// writer copies each page it is about to change, the first time, into
+	// the taker's buffer.
+	Snapshot atomic.Uint64
+	_        [CacheLine - 16]byte
 }
+
+// SnapshotBroken in Lock.Snapshot says a writer could not copy a page for
+// the snapshot in progress: the snapshot fails, and writers stop copying.
+const SnapshotBroken uint64 = 1 << 63
 
 // WaitersBit in Lock.Word says a waiter may be asleep in FUTEX_WAIT.
 const WaitersBit uint32 = 1 << 31
@@ -316,6 +334,8 @@ const (
 	_ = uintptr(112) - unsafe.Offsetof(Header{}.CreatorPID)
 	_ = unsafe.Offsetof(Header{}.CreatorPID) - 112
 
+	_ = uintptr(SnapshotOff) - (LockOff + unsafe.Offsetof(Lock{}.Snapshot))
+	_ = (LockOff + unsafe.Offsetof(Lock{}.Snapshot)) - uintptr(SnapshotOff)
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Lock{})
 	_ = unsafe.Sizeof(Lock{}) - CacheLine
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Meta{})

@@ -57,6 +57,21 @@
 // initialises the object again. OpenOrCreate only ever uses an object
 // owned by this process's user.
 //
+// # Dump, load, backup and restore
+//
+// Dump writes every key and value as they all were at one instant, in a
+// portable, versioned, checksummed format (dump.go) that NewDumpReader,
+// Load and Store.Load read, in this version or any later one. Backup
+// writes the region's image at one instant (backup.go), which Restore
+// recreates under a temporary name, checks with Check, and renames into
+// place: same format version only. Both read a snapshot (snapshot.go): the
+// taker holds the writer lock twice for microseconds, and while its epoch
+// lasts (Lock.Snapshot) every writer copies a page into the taker's copy
+// buffer the first time it changes it; the taker reads each page live,
+// unless a writer copied it first. Load puts in transactions of up to 1024
+// keys, each all or nothing; LoadOptions.Replace builds the store under a
+// temporary name and renames it over the name at the end.
+//
 // See the README for the guarantees and the tests that prove each, and
 // package layout for the format.
 package store

@@ -82,3 +82,20 @@ var (
 	// shared-memory object name.
 	ErrInvalidName = shmopen.ErrInvalidName
 )
+
+// Errors of dumps, backups, loads and restores (dump.go, backup.go).
+var (
+	// ErrSnapshotBusy is returned by Dump and Backup while another process
+	// takes a snapshot of the store: one at a time. The message names its
+	// pid.
+	ErrSnapshotBusy = errors.New("shmkv: another dump or backup of this store is in progress")
+	// ErrSnapshotLost is returned by Dump and Backup when the snapshot could
+	// not be kept to the end: a writer could not copy a page for it (the
+	// taker stopped draining its copy buffer). What was written has no
+	// trailer, so no load or restore accepts it. The store is unharmed;
+	// try again.
+	ErrSnapshotLost = errors.New("shmkv: snapshot lost")
+	// ErrDamaged is returned when a dump or backup is truncated, fails a
+	// checksum, or breaks its format; or a restored image fails Check.
+	ErrDamaged = errors.New("shmkv: damaged dump or backup")
+)

@@ -150,6 +150,11 @@ func (t *txn) logAt(off uint64, kind uint64, w *atomic.Uint64) {
 		}
 		*lw |= bit
 	}
+	if kind == layout.UndoSeq {
+		t.s.cow(off, 24) // a block header, and the free-list links after it (snapshot.go)
+	} else {
+		t.s.cow(off, 8)
+	}
 	n := t.nUndo
 	if n >= uint32(len(t.s.undos)) {
 		undoOverflow()
@@ -297,6 +302,7 @@ func (t *txn) apply() error {
 			continue
 		}
 		// The publication: from this store on, readers see the new entry.
+		s.cow(it.Slot, 8)
 		storeWord(s.word(it.Slot), it.New)
 		faultPoint("publish")
 	}
@@ -328,6 +334,10 @@ func (t *txn) apply() error {
 			}
 			dBlock -= int64(b.size)
 			dKV -= int64(b.kl + b.vl)
+			// The allocator writes into free space unlogged: a snapshot
+			// needs the block, the footer before it and the header and
+			// links after it, which a merge makes free space (snapshot.go).
+			s.cow(b.off-8, b.size+32)
 			if err := t.free(b, nb.size == b.size); err != nil {
 				return err
 			}

@@ -64,6 +64,7 @@ type Store struct {
 	batch batchIndex      // reused by each Update; guarded by wmu
 	b     Batch           // the Batch each Update hands out; guarded by wmu
 	itBuf []layout.Intent // the journal's intents, copied out (loadIntents); guarded by wmu
+	cows  cowCache        // the snapshot in progress, as this writer sees it (snapshot.go); guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
 
@@ -136,6 +137,7 @@ func Remove(name string) error {
 	if err := removeStore(name); err != nil {
 		return wrapErr("remove", name, err)
 	}
+	removeSnapshotBuffers(name)
 	return nil
 }
 
@@ -145,6 +147,7 @@ func Unlink(name string) error {
 	if err := removeObject(name); err != nil {
 		return wrapErr("remove", name, err)
 	}
+	removeSnapshotBuffers(name)
 	return nil
 }
 
@@ -521,6 +524,7 @@ func (s *Store) Close() (err error) {
 		defer func() { recover() }() // a truncated object: nothing left to detach from
 		s.detach()
 	}()
+	s.cowDrop()
 	err = s.m.retire()
 	if cerr := s.obj.file.Close(); err == nil {
 		err = cerr
