@@ -123,7 +123,12 @@ func (c *cli) snapshotTo(what, target string, run func(context.Context, *store.S
 // sees every cause.
 func (c *cli) cause(op string, err error) error {
 	msg := err.Error()
-	for _, p := range []string{op + " " + c.name + ": ", op + ": "} {
+	// The line names the store and the operation already: keep only what
+	// went wrong, without the sentinel's "shmkv: ".
+	if se := (*store.Error)(nil); errors.As(err, &se) {
+		msg = se.Err.Error()
+	}
+	for _, p := range []string{op + " " + c.name + ": ", op + ": ", "shmkv: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return &causeError{msg: msg, err: err}
