@@ -70,7 +70,7 @@
 // number of Alloc.SeqNext, a 64-bit store-wide counter, so a header at a
 // given offset never shows the same Seq twice (until the 32 bits wrap),
 // even after the block was merged into a neighbour and split off again.
-// Entry.Sum is EntrySum of KeyLen and the key and value bytes, written
+// Entry.Sum is EntrySum of the key's hash and the value, written
 // before the entry is published and moved unchanged by compaction.
 //
 // A free block keeps Seq and Size, stores the offset of the next free

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"math/bits"
 	"sync/atomic"
 	"unsafe"
 )
@@ -277,11 +278,13 @@ type Entry struct {
 	// The key follows at EntryHeader, then the value.
 }
 
-// EntrySum is the checksum an entry's header carries: of its key length
-// and of its key and value bytes, kv (contiguous, as in the block), so
-// that damage to the header's KeyLen shows too.
-func EntrySum(keyLen uint64, kv []byte) uint32 {
-	h := KeyHash(kv) ^ (keyLen+1)*prime64_1
+// EntrySum is the checksum an entry's header carries, of its key and its
+// value: keyHash is KeyHash of the key (which a lookup has computed
+// already, and which covers the key's length), and the value is hashed
+// the same way. A reader can so check the value it has just copied, in
+// its own cache, and never hash the region's bytes a second time.
+func EntrySum(keyHash uint64, value []byte) uint32 {
+	h := keyHash ^ bits.RotateLeft64(KeyHash(value)*prime64_1, 31)
 	h ^= h >> 29
 	return uint32(h) ^ uint32(h>>32)
 }

@@ -225,7 +225,7 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 				v.add("%v", err)
 			} else if slack := e.size - layout.EntryHeader - e.kl - e.vl; slack > layout.MaxSlack {
 				v.add("entry at %#x: slack of %d bytes in a block of %d", off, slack, e.size)
-			} else if layout.EntrySum(e.kl, s.kv(e)) != e.sum {
+			} else if layout.EntrySum(hashKey(s.key(e)), s.value(e)) != e.sum {
 				v.add("entry at %#x (key %s): its key and value fail its checksum", off, QuoteKey(s.key(e)))
 			}
 			blocks[off] = live

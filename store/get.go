@@ -161,7 +161,7 @@ func (s *Store) readSlot(bi uint64, i int, values bool) (out []byte, kl uint64, 
 		if w == 0 {
 			return nil, 0, false, nil
 		}
-		switch out, kl, r := s.readEntry(slot, w, nil, dst, m); r {
+		switch out, kl, r := s.readEntry(slot, w, nil, 0, dst, m); r {
 		case readMatch:
 			return out, kl, true, nil
 		case readCorrupt:

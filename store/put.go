@@ -285,7 +285,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(len(key)+len(value)))
 	copy(b, key)
 	copy(b[len(key):], value)
-	e.Sum = layout.EntrySum(uint64(len(key)), b)
+	e.Sum = layout.EntrySum(p.h, value)
 	// Even Seq: the entry is whole. Readers can only reach it after the
 	// commit publishes it.
 	storeHalf(&e.Seq, s.nextSeq(false))
