@@ -37,7 +37,7 @@ func Validate(h *Header, objectLen uint64) error {
 		return fmt.Errorf("%w: not a shmkv store (first 8 bytes %#016x, want %#016x)", ErrIncompatible, m, Magic)
 	}
 	if h.Version != Version {
-		return fmt.Errorf("%w: format version %d, this build reads version %d", ErrIncompatible, h.Version, Version)
+		return fmt.Errorf("%w: format version %d, this build reads version %d: to move its data, dump it with the shmkv that made it and load the dump with this one (shmkv dump, shmkv load)", ErrIncompatible, h.Version, Version)
 	}
 	if h.HeaderSize != HeaderSize {
 		return fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, h.HeaderSize, HeaderSize)
