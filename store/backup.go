@@ -88,72 +88,53 @@ func (s *Store) Backup(w io.Writer) error {
 // done, and calling fn (if not nil) as it goes. The trailer is written only
 // once the snapshot is known to have held.
 func (s *Store) BackupContext(ctx context.Context, w io.Writer, fn func(Progress)) (p Progress, err error) {
-	sn, err := s.takeSnapshot(ctx)
-	if err != nil {
-		return p, wrapErr("backup", s.name, err)
-	}
-	ended := false
-	defer func() {
-		if !ended {
-			sn.end()
+	err = s.withSnapshot(ctx, "backup", func(sn *snap, done func() error) error {
+		img := min(sn.pages*snapPage, s.geo.Size)
+		p.TotalBytes, p.TotalKeys = int64(img), int64(sn.meta.count)
+		total := xxhash.New()
+		write := func(b []byte) error {
+			total.Write(b)
+			n, err := w.Write(b)
+			p.Written += int64(n)
+			if err != nil {
+				return fmt.Errorf("backup: writing: %w", err)
+			}
+			return nil
 		}
-	}()
-	g := s.guard()
-	defer s.unguard(&g, &err)
-
-	img := min(sn.pages*snapPage, s.geo.Size)
-	p.TotalBytes, p.TotalKeys = int64(img), int64(sn.meta.count)
-	total := xxhash.New()
-	write := func(b []byte) error {
-		total.Write(b)
-		n, err := w.Write(b)
+		if err := write(encodeBackupHeader(BackupHeader{
+			Version: BackupVersion, StoreVersion: layout.Version, Size: int64(s.geo.Size), ImageBytes: int64(img),
+			Taken: sn.taken, Keys: int64(sn.meta.count), KVBytes: int64(sn.meta.kvBytes), Name: s.name,
+		})); err != nil {
+			return err
+		}
+		err := sn.eachChunk(ctx, 0, func(pg uint64, buf []byte) error {
+			base := pg * snapPage
+			sn.normalize(buf, base)
+			buf = buf[:min(uint64(len(buf)), img-base)]
+			if err := write(buf); err != nil {
+				return err
+			}
+			p.Bytes = int64(base) + int64(len(buf))
+			return nil
+		}, progress(fn, &p))
+		if err != nil {
+			return err
+		}
+		if err := done(); err != nil {
+			return err
+		}
+		var t [16]byte
+		binary.LittleEndian.PutUint64(t[:], total.Sum64())
+		copy(t[8:], endMagic)
+		n, err := w.Write(t[:])
 		p.Written += int64(n)
 		if err != nil {
 			return fmt.Errorf("backup: writing: %w", err)
 		}
 		return nil
-	}
-	if err := write(encodeBackupHeader(BackupHeader{
-		Version: BackupVersion, StoreVersion: layout.Version, Size: int64(s.geo.Size), ImageBytes: int64(img),
-		Taken: sn.taken, Keys: int64(sn.meta.count), KVBytes: int64(sn.meta.kvBytes), Name: s.name,
-	})); err != nil {
-		return p, err
-	}
-	chunk := make([]byte, snapChunk*snapPage)
-	last := time.Now()
-	for pg := uint64(0); pg < sn.pages; {
-		n := min(snapChunk-pg%snapChunk, sn.pages-pg)
-		buf := chunk[:n*snapPage]
-		if err := sn.read(pg, buf); err != nil {
-			return p, err
-		}
-		base := pg * snapPage
-		sn.normalize(buf, base)
-		buf = buf[:min(uint64(len(buf)), img-base)]
-		if err := write(buf); err != nil {
-			return p, err
-		}
-		pg += n
-		p.Bytes = int64(base) + int64(len(buf))
-		if fn != nil && time.Since(last) >= 50*time.Millisecond {
-			fn(p)
-			last = time.Now()
-		}
-		if err := ctx.Err(); err != nil {
-			return p, err
-		}
-	}
-	ended = true
-	if err := sn.end(); err != nil {
-		return p, wrapErr("backup", s.name, err)
-	}
-	var t [16]byte
-	binary.LittleEndian.PutUint64(t[:], total.Sum64())
-	copy(t[8:], endMagic)
-	n, err := w.Write(t[:])
-	p.Written += int64(n)
+	})
 	if err != nil {
-		return p, fmt.Errorf("backup: writing: %w", err)
+		return p, err
 	}
 	p.Keys = p.TotalKeys
 	if fn != nil {

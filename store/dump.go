@@ -127,66 +127,47 @@ func (s *Store) Dump(w io.Writer) error {
 // snapshot is known to have held, so an output cut short for any reason
 // is refused by every reader.
 func (s *Store) DumpContext(ctx context.Context, w io.Writer, fn func(Progress)) (p Progress, err error) {
-	sn, err := s.takeSnapshot(ctx)
-	if err != nil {
-		return p, wrapErr("dump", s.name, err)
-	}
-	ended := false
-	defer func() {
-		if !ended {
-			sn.end()
+	err = s.withSnapshot(ctx, "dump", func(sn *snap, done func() error) error {
+		p.TotalBytes = int64(sn.top - s.geo.HeapOff)
+		p.TotalKeys = int64(sn.meta.count)
+		enc := newDumpEncoder(w)
+		if err := enc.header(sn.dumpHeader(s.name)); err != nil {
+			return err
 		}
-	}()
-	g := s.guard()
-	defer s.unguard(&g, &err)
-
-	p.TotalBytes = int64(sn.top - s.geo.HeapOff)
-	p.TotalKeys = int64(sn.meta.count)
-	enc := newDumpEncoder(w)
-	if err := enc.header(sn.dumpHeader(s.name)); err != nil {
-		return p, err
-	}
-	walk := heapWalker{off: s.geo.HeapOff, top: sn.top, emit: func(k, v []byte) error {
-		p.Keys++
-		return enc.record(k, v)
-	}}
-	chunk := make([]byte, snapChunk*snapPage)
-	last := time.Now()
-	for pg := s.geo.HeapOff / snapPage; pg < sn.pages; {
-		n := min(snapChunk-pg%snapChunk, sn.pages-pg)
-		buf := chunk[:n*snapPage]
-		if err := sn.read(pg, buf); err != nil {
-			return p, err
+		walk := heapWalker{off: s.geo.HeapOff, top: sn.top, emit: func(k, v []byte) error {
+			p.Keys++
+			return enc.record(k, v)
+		}}
+		err := sn.eachChunk(ctx, s.geo.HeapOff/snapPage, func(pg uint64, buf []byte) error {
+			if err := walk.feed(buf); err != nil {
+				return err
+			}
+			p.Bytes = int64(min((pg+uint64(len(buf))/snapPage)*snapPage, sn.top) - s.geo.HeapOff)
+			p.Written = enc.written
+			return nil
+		}, progress(fn, &p))
+		if err != nil {
+			return err
 		}
-		if err := walk.feed(buf); err != nil {
-			return p, err
+		if err := walk.finish(sn); err != nil {
+			return err
 		}
-		pg += n
-		p.Bytes = int64(min(pg*snapPage, sn.top) - s.geo.HeapOff)
+		if err := enc.flush(); err != nil {
+			return err
+		}
+		// The end goes out only if the snapshot held.
+		if err := done(); err != nil {
+			return err
+		}
+		if err := enc.end(); err != nil {
+			return err
+		}
 		p.Written = enc.written
-		if fn != nil && time.Since(last) >= 50*time.Millisecond {
-			fn(p)
-			last = time.Now()
-		}
-		if err := ctx.Err(); err != nil {
-			return p, err
-		}
-	}
-	if err := walk.finish(sn); err != nil {
+		return nil
+	})
+	if err != nil {
 		return p, err
 	}
-	if err := enc.flush(); err != nil {
-		return p, err
-	}
-	// The end goes out only if the snapshot held.
-	ended = true
-	if err := sn.end(); err != nil {
-		return p, wrapErr("dump", s.name, err)
-	}
-	if err := enc.end(); err != nil {
-		return p, err
-	}
-	p.Written = enc.written
 	if fn != nil {
 		fn(p)
 	}

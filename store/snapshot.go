@@ -335,6 +335,67 @@ type snap struct {
 	done  chan struct{}
 }
 
+// withSnapshot takes a snapshot for op ("dump", "backup") and runs copy
+// with it, ending the snapshot whatever happens. copy calls done once it
+// has everything: done ends the snapshot and reports whether it held, so
+// that the caller writes the end of its output only then.
+func (s *Store) withSnapshot(ctx context.Context, op string, copy func(sn *snap, done func() error) error) (err error) {
+	sn, err := s.takeSnapshot(ctx)
+	if err != nil {
+		return wrapErr(op, s.name, err)
+	}
+	ended := false
+	defer func() {
+		if !ended {
+			sn.end()
+		}
+	}()
+	g := s.guard()
+	defer s.unguard(&g, &err)
+	return copy(sn, func() error {
+		ended = true
+		if err := sn.end(); err != nil {
+			return wrapErr(op, s.name, err)
+		}
+		return nil
+	})
+}
+
+// progress is eachChunk's report for a caller's fn, or nil.
+func progress(fn func(Progress), p *Progress) func() {
+	if fn == nil {
+		return nil
+	}
+	return func() { fn(*p) }
+}
+
+// eachChunk passes the snapshot's pages from first on to each, a chunk at a
+// time, with the chunk's first page; between chunks it calls report (at
+// most every 50 ms) and stops with ctx's error when ctx is done.
+func (sn *snap) eachChunk(ctx context.Context, first uint64, each func(pg uint64, buf []byte) error, report func()) error {
+	chunk := make([]byte, snapChunk*snapPage)
+	last := time.Now()
+	for pg := first; pg < sn.pages; {
+		n := min(snapChunk-pg%snapChunk, sn.pages-pg)
+		buf := chunk[:n*snapPage]
+		if err := sn.read(pg, buf); err != nil {
+			return err
+		}
+		if err := each(pg, buf); err != nil {
+			return err
+		}
+		pg += n
+		if report != nil && time.Since(last) >= 50*time.Millisecond {
+			report()
+			last = time.Now()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // takeSnapshot starts a snapshot of the store: its instant is within this
 // call. The caller reads it with read and must call end.
 func (s *Store) takeSnapshot(ctx context.Context) (*snap, error) {
