@@ -54,6 +54,7 @@ func TestVerifyReadsNamesDamagedEntry(t *testing.T) {
 		"Has":       func() error { _, err := vs.Has(key); return err }(),
 		"Range":     vs.Range(func(k, v []byte) bool { return true }),
 		"RangeKeys": vs.RangeKeys(func(k []byte) bool { return true }),
+		"ForEach":   vs.ForEach(func(k, v []byte) error { return nil }),
 	} {
 		if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), key) {
 			t.Errorf("%s with VerifyReads: %v; want ErrCorrupt naming %s", what, err, key)

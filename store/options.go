@@ -132,10 +132,11 @@ type Options struct {
 	// held just that: a name another user took first is refused, never
 	// used.
 	Owners []int
-	// VerifyReads makes Get, GetAppend, Has, Range and the iterators check
-	// each entry they read against its checksum (every entry carries one,
-	// Entry.Sum), and return ErrCorrupt naming the key instead of bytes
-	// that do not match. Check always verifies every entry. It is this
+	// VerifyReads makes Get, GetAppend, Has, Range, RangeKeys, ForEach and
+	// the iterators check each entry they read against its checksum (every
+	// entry carries one, Entry.Sum). The functions return ErrCorrupt naming
+	// the key instead of bytes that do not match; the iterators end there,
+	// as on any damage. Check always verifies every entry. It is this
 	// process's choice, not the store's: a process that must never act on
 	// damaged data (a bad DIMM, a stray write from another process) turns
 	// it on; one that needs the last nanosecond leaves it off.
