@@ -519,8 +519,7 @@ func (t *txn) move(b block, dst uint64) error {
 	}
 	d := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(dst))
 	d.KeyLen = uint16(kl)
-	ds := d.Bytes()
-	d.Slack = uint8(ds - layout.EntryHeader - uint64(len(kv)))
+	d.Slack = uint8(d.Bytes() - layout.EntryHeader - uint64(len(kv)))
 	d.Flags = 0
 	to, _ := s.r.Bytes(offsetptr.Offset(dst+layout.EntryHeader), uint64(len(kv)))
 	copy(to, kv)
@@ -529,7 +528,7 @@ func (t *txn) move(b block, dst uint64) error {
 	d.Sum = b.sum
 	storeHalf(&d.Seq, s.nextSeq(false))
 	faultPoint("move")
-	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst), block{off: dst, e: d, size: ds, kl: kl, vl: b.vl})
+	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst))
 	t.moved += b.size
 	t.checkBudget()
 	return nil

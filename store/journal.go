@@ -84,8 +84,6 @@ type txn struct {
 	// settled: the transaction merged free blocks (settle), which it
 	// commits even without an intent.
 	settled bool
-	// planned has an entry per intent, from planning (addIntent).
-	planned []planned
 
 	// In a batch (batch != nil), the intents planned so far by key hash,
 	// so that a mutation sees the effect of earlier ones, and the slots
@@ -134,7 +132,7 @@ func (s *Store) begin() *txn {
 	faultPoint("begin")
 	// NB: the txn lives in the Store (guarded by wmu) so a mutation
 	// allocates nothing.
-	s.tx = txn{s: s, jh: jh, planned: s.tx.planned[:0]}
+	s.tx = txn{s: s, jh: jh}
 	return &s.tx
 }
 
@@ -203,13 +201,7 @@ func (t *txn) flushCounts() {
 }
 
 // addIntent records a publication to perform at commit.
-func (t *txn) addIntent(kind uint32, p *place, new uint64, nb block) {
-	// What apply needs of the two blocks, as checked now (see planned).
-	pl := planned{nb: nb}
-	if p.word != 0 {
-		pl.ob = p.b
-	}
-	t.planned = append(t.planned[:t.nIntents], pl)
+func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
 	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: t.s.home(p.h)}
 	t.nIntents++
@@ -309,13 +301,9 @@ func (t *txn) apply() error {
 	var dCount, dBlock, dKV int64
 	for i := range its {
 		it := &its[i]
-		var pl *planned
-		if i < len(t.planned) {
-			pl = &t.planned[i]
-		}
 		var nb block
 		if it.New != 0 {
-			b, err := t.plannedBlock(layout.SlotOffset(it.New), pl, false)
+			b, err := s.liveBlock(layout.SlotOffset(it.New))
 			if err != nil {
 				return err
 			}
@@ -328,7 +316,7 @@ func (t *txn) apply() error {
 			}
 		}
 		if it.Old != 0 {
-			b, err := t.plannedBlock(layout.SlotOffset(it.Old), pl, true)
+			b, err := s.liveBlock(layout.SlotOffset(it.Old))
 			if err != nil {
 				return err
 			}
@@ -361,35 +349,6 @@ func (t *txn) apply() error {
 		t.checkApplyBudget(from, s.replayBudget(its))
 	}
 	return nil
-}
-
-// planned is what a transaction's planning checked about the blocks of
-// one intent: its new block (nb, which it filled) and the old one (ob,
-// which find checked). apply uses them rather than reading and checking the
-// two headers again; recovery, which planned nothing, reads them.
-type planned struct{ nb, ob block }
-
-// plannedBlock is the live block at off for apply: the one planned for it
-// if pl names that offset, else liveBlock's. An old block's flags
-// (old) are read afresh: frees earlier in this apply may have changed its
-// SizePrevFree. Its size must still be the planned one.
-func (t *txn) plannedBlock(off uint64, pl *planned, old bool) (block, error) {
-	if pl != nil {
-		b := pl.nb
-		if old {
-			b = pl.ob
-		}
-		if b.off == off && b.e != nil {
-			if !old {
-				return b, nil
-			}
-			if raw := b.e.Size; uint64(raw&^layout.SizeFlags) == b.size && raw&layout.SizeFree == 0 {
-				b.flags = raw & layout.SizeFlags
-				return b, nil
-			}
-		}
-	}
-	return t.s.liveBlock(off)
 }
 
 // liveBlock is blockAt for a block that holds an entry (even Seq, not

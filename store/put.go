@@ -279,8 +279,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	faultPoint("alloc")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	e.KeyLen = uint16(len(key))
-	bs := e.Bytes()
-	e.Slack = uint8(bs - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
+	e.Slack = uint8(e.Bytes() - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
 	e.Flags = 0
 	b, _ := s.r.Bytes(offsetptr.Offset(off+layout.EntryHeader), uint64(len(key)+len(value)))
 	copy(b, key)
@@ -291,15 +290,14 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	storeHalf(&e.Seq, s.nextSeq(false))
 	faultPoint("filled")
 	w := layout.SlotWord(p.tag, off)
-	nb := block{off: off, e: e, size: bs, kl: uint64(len(key)), vl: uint64(len(value))}
 	if p.found {
-		t.addIntent(layout.IntentOverwrite, &p, w, nb)
+		t.addIntent(layout.IntentOverwrite, &p, w)
 	} else {
 		// Also when re-inserting a key deleted earlier in the batch: that
 		// delete's apply lowers the counts its probe raised.
 		t.probe(s.home(p.h), p.probed)
 		p.word = 0
-		t.addIntent(layout.IntentInsert, &p, w, nb)
+		t.addIntent(layout.IntentInsert, &p, w)
 		t.inserts++
 	}
 	faultPoint("intent")
@@ -329,7 +327,7 @@ func (t *txn) del(key, old []byte) error {
 	if err := t.budget(mutDelete, p.probed); err != nil {
 		return err
 	}
-	t.addIntent(layout.IntentDelete, &p, 0, block{})
+	t.addIntent(layout.IntentDelete, &p, 0)
 	t.inserts--
 	faultPoint("intent")
 	t.checkBudget()
