@@ -161,25 +161,14 @@ func (sn *snap) normalize(buf []byte, base uint64) {
 
 func encodeBackupHeader(h BackupHeader) []byte {
 	le := binary.LittleEndian
-	name := h.Name
-	if len(name) > 1<<16-1 {
-		name = name[:1<<16-1]
-	}
-	n := (66 + len(name) + 7) &^ 7
-	b := make([]byte, n+8)
-	copy(b, backupMagic)
-	le.PutUint32(b[8:], h.Version)
-	le.PutUint32(b[12:], uint32(n+8))
+	b := headerFrame(backupMagic, h.Version, 66, h.Name)
 	le.PutUint32(b[16:], h.StoreVersion)
 	le.PutUint64(b[24:], uint64(h.Size))
 	le.PutUint64(b[32:], uint64(h.ImageBytes))
 	le.PutUint64(b[40:], uint64(h.Taken.UnixNano()))
 	le.PutUint64(b[48:], uint64(h.Keys))
 	le.PutUint64(b[56:], uint64(h.KVBytes))
-	le.PutUint16(b[64:], uint16(len(name)))
-	copy(b[66:], name)
-	le.PutUint64(b[n:], xxhash.Sum64(b[:n]))
-	return b
+	return sealHeader(b)
 }
 
 // readBackupHeader reads and checks a backup's header, feeding total.

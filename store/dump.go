@@ -351,15 +351,7 @@ func (e *dumpEncoder) header(h DumpHeader) error {
 
 func encodeDumpHeader(h DumpHeader) []byte {
 	le := binary.LittleEndian
-	name := h.Name
-	if len(name) > 1<<16-1 {
-		name = name[:1<<16-1]
-	}
-	n := (82 + len(name) + 7) &^ 7
-	b := make([]byte, n+8)
-	copy(b, dumpMagic)
-	le.PutUint32(b[8:], h.Version)
-	le.PutUint32(b[12:], uint32(n+8))
+	b := headerFrame(dumpMagic, h.Version, 82, h.Name)
 	le.PutUint64(b[16:], uint64(h.Keys))
 	le.PutUint64(b[24:], uint64(h.KVBytes))
 	le.PutUint64(b[32:], uint64(h.Taken.UnixNano()))
@@ -381,9 +373,30 @@ func encodeDumpHeader(h DumpHeader) []byte {
 	le.PutUint32(b[64:], uint32(o.HugePages))
 	le.PutUint32(b[68:], h.StoreVersion)
 	le.PutUint64(b[72:], uint64(h.Created.UnixNano()))
-	le.PutUint16(b[80:], uint16(len(name)))
-	copy(b[82:], name)
-	le.PutUint64(b[n:], xxhash.Sum64(b[:n]))
+	return sealHeader(b)
+}
+
+// headerFrame lays out a dump's or a backup's header: magic, version and
+// total length at 0, 8 and 12; the caller's fields up to fixed-2; the
+// store's name (cut to 64 KiB) as a 16-bit length and its bytes; padding to
+// 8 bytes; and 8 bytes for the checksum, which sealHeader writes.
+func headerFrame(magic string, version uint32, fixed int, name string) []byte {
+	le := binary.LittleEndian
+	name = name[:min(len(name), 1<<16-1)]
+	n := (fixed + len(name) + 7) &^ 7
+	b := make([]byte, n+8)
+	copy(b, magic)
+	le.PutUint32(b[8:], version)
+	le.PutUint32(b[12:], uint32(n+8))
+	le.PutUint16(b[fixed-2:], uint16(len(name)))
+	copy(b[fixed:], name)
+	return b
+}
+
+// sealHeader writes the checksum of header b into its last 8 bytes.
+func sealHeader(b []byte) []byte {
+	n := len(b) - 8
+	binary.LittleEndian.PutUint64(b[n:], xxhash.Sum64(b[:n]))
 	return b
 }
 
