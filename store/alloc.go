@@ -517,6 +517,10 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 				return 0, err
 			}
 		} else {
+			// n's header and links become bytes inside the merged block,
+			// which later allocations write unlogged: a snapshot in
+			// progress needs them as they were (snapshot.go).
+			s.cow(n.off, 24)
 			if err := t.unlinkAny(n); err != nil {
 				return 0, err
 			}
@@ -531,6 +535,7 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 					return 0, err
 				}
 				if m.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
+					s.cow(m.off, 24) // as n's
 					if err := t.unlinkAny(m); err != nil {
 						return 0, err
 					}

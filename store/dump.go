@@ -259,6 +259,18 @@ func (w *heapWalker) feed(b []byte) error {
 		n := min(need-uint64(len(w.part)), uint64(len(b)))
 		w.part = append(w.part, b[:n]...)
 		b, w.off = b[n:], w.off+n
+		if need == 8 && len(w.part) == 8 {
+			// The header is whole: a free block passes now, even an 8-byte
+			// fragment that ends the heap, after which no byte comes.
+			size, free, err := w.head(w.part)
+			if err != nil {
+				return err
+			}
+			if free {
+				w.skip, w.part = size-8, w.part[:0]
+			}
+			continue
+		}
 		if uint64(len(w.part)) == need && need > 8 {
 			if err := w.entry(w.part); err != nil {
 				return err
@@ -307,7 +319,7 @@ func (w *heapWalker) entry(b []byte) error {
 // the snapshot's instant.
 func (w *heapWalker) finish(sn *snap) error {
 	if w.off != w.top || len(w.part) != 0 || w.skip != 0 {
-		return fmt.Errorf("%w: snapshot: the heap's blocks do not end at its top %#x", ErrCorrupt, w.top)
+		return fmt.Errorf("%w: snapshot: the heap's blocks do not end at its top %#x (walk at %#x, %d bytes of a free block to pass, %d of a block gathered)", ErrCorrupt, w.top, w.off, w.skip, len(w.part))
 	}
 	m := sn.meta
 	if w.count != m.count || w.blockBytes != m.blockUsed || w.kvBytes != m.kvBytes || w.freeBytes != m.freeBytes {

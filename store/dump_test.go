@@ -459,3 +459,41 @@ func TestSnapshotWithWriters(t *testing.T) {
 	t.Logf("%d dumps and backups during %d writes", dumps, writes.Load())
 	noLeftovers(t, src.Name())
 }
+
+// A heap that ends with an 8-byte free fragment (left by a lazy block,
+// which may sit just below Top, taken for an entry 8 bytes smaller) dumps
+// and loads back. The snapshot's heap walk used to stop on it, holding its
+// header, and refused every dump of such a store.
+func TestDumpOfHeapEndingInFragment(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	put := func(k string, n int) {
+		t.Helper()
+		if err := s.Put([]byte(k), bytes.Repeat([]byte{'v'}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", 10)
+	put("z", 100) // a block of 120 bytes: 16 + 1 + 100, rounded up
+	put("z", 100) // same size: the old block is lazy, the new one at Top
+	if err := s.Delete([]byte("z")); err != nil {
+		t.Fatal(err) // back to the never-used space: the lazy block is below Top
+	}
+	put("y", 92) // 16 + 1 + 92 rounded up is 112: 8 bytes are left, a fragment
+	top := s.hdr.Meta.Top.Load()
+	if w := s.word(top - 8).Load(); uint32(w>>32)&(layout.SizeFree|layout.SizeLazy) != layout.SizeFree|layout.SizeLazy || entrySize(w) != 8 {
+		t.Fatalf("setup: the block below Top is %#x, want an 8-byte lazy fragment", w)
+	}
+	var buf bytes.Buffer
+	if err := s.Dump(&buf); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	l := newStore(t, &Options{Size: 1 << 20})
+	if err := l.Load(&buf); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for k, n := range map[string]int{"a": 10, "y": 92} {
+		if v, err := l.Get([]byte(k)); err != nil || len(v) != n {
+			t.Errorf("after load, %s: %d bytes, %v", k, len(v), err)
+		}
+	}
+}
