@@ -13,13 +13,15 @@
 //	                | Header (4096 B)                                  |
 //	                |   0   Magic      8   written last at creation    |
 //	                |   8   static geometry and options (creator only) |
+//	                |       incl. MaxSize (120) and InitSize (128)     |
 //	                | 248   Checksum   8   xxhash64 of bytes [8,248)    |
 //	                | 256   Lock      64   writer lock word (futex),    |
 //	                |                      at 264 the Snapshot epoch    |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
-//	                | 3840  Alloc     96   Seq counter, compaction     |
+//	                | 3840  Alloc    112   Seq counter, compaction     |
 //	                |                      cursor and counts, NonEmpty |
+//	                | 3968  Grow      64   published size, growths     |
 //	SlotsOff        +--------------------------------------------------+
 //	                | ProcSlot x NumSlots (32 B each): attached procs  |
 //	JournalOff      +--------------------------------------------------+
@@ -41,7 +43,7 @@
 // the process that holds the writer lock (Lock.Word), except a ProcSlot,
 // which its owner writes while holding the slot's OFD lock. Words that
 // readers or lock waiters load while a writer runs are typed atomics:
-// Magic, Lock.Word, Lock.Snapshot, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
+// Magic, Lock.Word, Lock.Snapshot, Grow.Size, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
 // the ProcSlot fields.
 //
 // # Index

@@ -20,8 +20,10 @@ const (
 	// Version 4 added Lock.Snapshot: a writer of version 3 would not copy
 	// pages for a snapshot in progress, so the two must not share a store.
 	// Version 5 added lazy free blocks (SizeLazy, Alloc.LazyBytes),
-	// version 6 the entry checksum (Entry.Sum, a 16-byte header).
-	Version uint32 = 6
+	// version 6 the entry checksum (Entry.Sum, a 16-byte header), version
+	// 7 the fields of growth (MaxSize, InitSize, Grow; store/GROWTH.md): a
+	// version 6 writer would ignore a published size past its own.
+	Version uint32 = 7
 )
 
 // Geometry constants.
@@ -65,6 +67,7 @@ const (
 	MetaOff      = 320
 	FreeListsOff = 384
 	AllocOff     = 3840
+	GrowOff      = 3968
 )
 
 // Flags in Header.Flags: the creation options that live in the region.
@@ -102,7 +105,10 @@ type Header struct {
 	HeapSize    uint64        // 96
 	CreatedNano int64         // 104
 	CreatorPID  uint32        // 112
-	_           [ChecksumOff - 116]byte
+	_           uint32        // 116
+	MaxSize     uint64        // 120: the most bytes the region may grow to
+	InitSize    uint64        // 128: bytes at creation
+	_           [ChecksumOff - 136]byte
 	Checksum    uint64 // 248: xxhash64 of bytes [8, 248)
 
 	Lock      Lock                      // 256
@@ -110,7 +116,19 @@ type Header struct {
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
 	_         [AllocOff - FreeListsOff - NumClasses*8]byte
 	Alloc     Alloc // 3840
-	_         [HeaderSize - AllocOff - AllocSize]byte
+	_         [GrowOff - AllocOff - AllocSize]byte
+	Grow      Grow // 3968
+	_         [HeaderSize - GrowOff - CacheLine]byte
+}
+
+// Grow is the region's published size, alone on its cache line: readers
+// load Size to bound every offset they follow (store/GROWTH.md). Only the
+// writer changes it, in a journaled step, after the object has been
+// extended; it never exceeds the object's length or MaxSize.
+type Grow struct {
+	Size    atomic.Uint64 // 0: bytes of the region in use, published
+	Growths atomic.Uint64 // 8: growths committed
+	_       [CacheLine - 16]byte
 }
 
 // ClassWords is the number of words in Alloc.NonEmpty.
@@ -336,6 +354,14 @@ const (
 	_ = unsafe.Sizeof(Alloc{}) - AllocSize
 	_ = uintptr(112) - unsafe.Offsetof(Header{}.CreatorPID)
 	_ = unsafe.Offsetof(Header{}.CreatorPID) - 112
+	_ = uintptr(120) - unsafe.Offsetof(Header{}.MaxSize)
+	_ = unsafe.Offsetof(Header{}.MaxSize) - 120
+	_ = uintptr(128) - unsafe.Offsetof(Header{}.InitSize)
+	_ = unsafe.Offsetof(Header{}.InitSize) - 128
+	_ = uintptr(GrowOff) - unsafe.Offsetof(Header{}.Grow)
+	_ = unsafe.Offsetof(Header{}.Grow) - GrowOff
+	_ = uintptr(CacheLine) - unsafe.Sizeof(Grow{})
+	_ = unsafe.Sizeof(Grow{}) - CacheLine
 
 	_ = uintptr(SnapshotOff) - (LockOff + unsafe.Offsetof(Lock{}.Snapshot))
 	_ = (LockOff + unsafe.Offsetof(Lock{}.Snapshot)) - uintptr(SnapshotOff)

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -97,9 +98,46 @@ func newHeader(t *testing.T) (*Header, []uint64) {
 	}
 	h.Version, h.HeaderSize, h.NumSlots = Version, HeaderSize, NumSlots
 	h.SetGeometry(g)
+	h.MaxSize, h.InitSize = g.Size, g.Size
+	h.Grow.Size.Store(g.Size)
 	h.Checksum = HeaderChecksum(h)
 	h.Magic.Store(Magic)
 	return h, buf
+}
+
+func TestValidateGrow(t *testing.T) {
+	h, _ := newHeader(t)
+	h.Version--
+	if err := Validate(h, 1<<20); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "shmkv dump") {
+		t.Fatalf("older version: %v", err)
+	}
+	h.Version++
+	for _, c := range []struct {
+		what      string
+		max, init uint64
+		published uint64
+	}{
+		{"maximum below the size", 1<<20 - 8, 1 << 20, 1 << 20},
+		{"maximum past the format's", MaxSize + 8, 1 << 20, 1 << 20},
+		{"initial size above the size", 1 << 21, 1<<20 + 8, 1 << 20},
+		{"initial size below the minimum", 1 << 21, MinSize - 8, 1 << 20},
+		{"published size not the size", 1 << 21, 1 << 20, 1<<20 + 4096},
+		{"published size zero", 1 << 21, 1 << 20, 0},
+	} {
+		h, _ := newHeader(t)
+		h.MaxSize, h.InitSize = c.max, c.init
+		h.Grow.Size.Store(c.published)
+		h.Checksum = HeaderChecksum(h)
+		if err := Validate(h, 1<<22); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", c.what, err)
+		}
+	}
+	h, _ = newHeader(t)
+	h.MaxSize = 1 << 30
+	h.Checksum = HeaderChecksum(h)
+	if err := Validate(h, 1<<20); err != nil {
+		t.Fatalf("room to grow: %v", err)
+	}
 }
 
 func TestValidate(t *testing.T) {

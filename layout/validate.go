@@ -36,6 +36,10 @@ func Validate(h *Header, objectLen uint64) error {
 	case m != Magic:
 		return fmt.Errorf("%w: not a shmkv store (first 8 bytes %#016x, want %#016x)", ErrIncompatible, m, Magic)
 	}
+	if h.Version < Version {
+		return fmt.Errorf("%w: format version %d, this build reads version %d only: dump it with the shmkv that made it (shmkv dump NAME > FILE) and load it with this one (shmkv load NAME < FILE)",
+			ErrIncompatible, h.Version, Version)
+	}
 	if h.Version != Version {
 		return fmt.Errorf("%w: format version %d, this build reads version %d: to move its data, dump it with the shmkv that made it and load the dump with this one (shmkv dump, shmkv load)", ErrIncompatible, h.Version, Version)
 	}
@@ -54,5 +58,21 @@ func Validate(h *Header, objectLen uint64) error {
 	if h.HugePages > HugeTLB || h.Flags&^(FlagNoReserve|FlagPopulate|FlagLock) != 0 {
 		return fmt.Errorf("%w: unknown options (hugepages %d, flags %#x)", ErrCorrupt, h.HugePages, h.Flags)
 	}
-	return h.Geometry().Check()
+	if err := h.Geometry().Check(); err != nil {
+		return err
+	}
+	return checkGrow(h, objectLen)
+}
+
+// checkGrow checks the sizes of growth: InitSize <= Size <= MaxSize, and
+// the published size against them and the object. Until growth is wired
+// in (store/GROWTH.md), the published size is the geometry's Size.
+func checkGrow(h *Header, objectLen uint64) error {
+	switch gs := h.Grow.Size.Load(); {
+	case h.MaxSize > MaxSize || h.InitSize < MinSize || h.InitSize > h.Size || h.Size > h.MaxSize:
+		return fmt.Errorf("%w: sizes: initial %d, size %d, maximum %d", ErrCorrupt, h.InitSize, h.Size, h.MaxSize)
+	case gs != h.Size || gs > objectLen:
+		return fmt.Errorf("%w: published size %d, region size %d, object %d bytes", ErrCorrupt, gs, h.Size, objectLen)
+	}
+	return nil
 }

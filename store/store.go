@@ -277,6 +277,10 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 	h.HeaderSize = layout.HeaderSize
 	h.NumSlots = layout.NumSlots
 	h.SetGeometry(g)
+	// Growth is not wired in yet (GROWTH.md): the region stays at its
+	// first size, which is also its maximum and its published size.
+	h.MaxSize, h.InitSize = g.Size, g.Size
+	h.Grow.Size.Store(g.Size)
 	h.HugePages = uint32(o.HugePages)
 	if o.NoReserve {
 		h.Flags |= layout.FlagNoReserve
