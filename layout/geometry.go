@@ -41,13 +41,16 @@ const (
 // ErrGeometry is returned by Plan for a size or capacity it cannot lay out.
 var ErrGeometry = errors.New("shmkv: cannot lay out a region")
 
-// Plan lays out a region of size bytes that indexes up to maxEntries entries
-// (0: one per 128 bytes of region).
-func Plan(size, maxEntries uint64) (Geometry, error) {
+// Plan lays out a region of size bytes, which may grow to maxSize (0: size),
+// that indexes up to maxEntries entries (0: one per 128 bytes of region).
+// The journal is sized for what the region may become, up to 4 MiB, so a
+// store created small and growable still takes batches of 64 mutations.
+func Plan(size, maxSize, maxEntries uint64) (Geometry, error) {
 	if size < MinSize || size > MaxSize {
 		return Geometry{}, fmt.Errorf("%w: size %d bytes is outside [%d, %d]", ErrGeometry, size, uint64(MinSize), uint64(MaxSize))
 	}
 	size &^= EntryAlign - 1
+	maxSize = max(maxSize&^(EntryAlign-1), size)
 	if maxEntries == 0 {
 		maxEntries = size / 128
 	}
@@ -56,7 +59,7 @@ func Plan(size, maxEntries uint64) (Geometry, error) {
 	g.Size = size
 	g.SlotsOff = HeaderSize
 	g.JournalOff = alignUp(g.SlotsOff+NumSlots*ProcSlotSize, CacheLine)
-	g.MaxIntents = uint32(min(max(size/(64<<10), 8), 4096))
+	g.MaxIntents = uint32(min(max(max(size, min(maxSize, 4<<20))/(64<<10), 8), 4096))
 	g.MaxUndo = g.MaxIntents*UndoPerOp + UndoWorst
 	g.IndexOff = alignUp(g.JournalOff+JournalHead+uint64(g.MaxIntents)*IntentSize+uint64(g.MaxUndo)*UndoSize, 4096)
 	// Keep the index at most 6/7 full: lookups then touch one bucket almost
@@ -134,8 +137,12 @@ func (g Geometry) Check() error {
 // end of the region. It is the one test of an entry offset read from the
 // region (an index slot, a journal intent) before anything follows it.
 // REQUIRES: g passed Check (so Size >= EntrySize).
-func (g Geometry) EntryInHeap(off uint64) bool {
-	return off >= g.HeapOff && off <= g.Size-EntrySize && off%EntryAlign == 0
+func (g Geometry) EntryInHeap(off uint64) bool { return g.EntryIn(off, g.Size) }
+
+// EntryIn is EntryInHeap for a heap that ends at size (a grown region's
+// published size, which may be anything a hostile process wrote).
+func (g Geometry) EntryIn(off, size uint64) bool {
+	return off >= g.HeapOff && size >= EntrySize && off <= size-EntrySize && off%EntryAlign == 0
 }
 
 // Slot words: Tag<<48 | offset>>3.

@@ -68,6 +68,7 @@ const (
 	FreeListsOff = 384
 	AllocOff     = 3840
 	GrowOff      = 3968
+	IndexDescOff = 4032
 )
 
 // Flags in Header.Flags: the creation options that live in the region.
@@ -117,8 +118,8 @@ type Header struct {
 	_         [AllocOff - FreeListsOff - NumClasses*8]byte
 	Alloc     Alloc // 3840
 	_         [GrowOff - AllocOff - AllocSize]byte
-	Grow      Grow // 3968
-	_         [HeaderSize - GrowOff - CacheLine]byte
+	Grow      Grow  // 3968
+	Index     Index // 4032
 }
 
 // Grow is the region's published size, alone on its cache line: readers
@@ -129,6 +130,24 @@ type Grow struct {
 	Size    atomic.Uint64 // 0: bytes of the region in use, published
 	Growths atomic.Uint64 // 8: growths committed
 	_       [CacheLine - 16]byte
+}
+
+// Index describes the index tables (store/GROWTH.md section 3): the
+// current one, and while a migration runs the old one whose keys move to
+// it, bucket by bucket from Cursor. The first table lies at the header's
+// IndexOff; later ones are heap blocks (Entry.Flags EntryIndex). Only the
+// writer changes these words, through the journal, except Gen: a
+// counter that rises (never undone) around each change of the tables,
+// which readers load before and after a lookup.
+type Index struct {
+	Gen        atomic.Uint64 // 0: odd while the descriptor changes
+	Off        atomic.Uint64 // 8: the current table's first bucket
+	Buckets    atomic.Uint64 // 16
+	OldOff     atomic.Uint64 // 24: the table being migrated (0: none)
+	OldBuckets atomic.Uint64 // 32
+	Cursor     atomic.Uint64 // 40: old buckets migrated so far
+	Migrations atomic.Uint64 // 48: migrations finished
+	_          uint64
 }
 
 // ClassWords is the number of words in Alloc.NonEmpty.
@@ -362,6 +381,10 @@ const (
 	_ = unsafe.Offsetof(Header{}.Grow) - GrowOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Grow{})
 	_ = unsafe.Sizeof(Grow{}) - CacheLine
+	_ = uintptr(IndexDescOff) - unsafe.Offsetof(Header{}.Index)
+	_ = unsafe.Offsetof(Header{}.Index) - IndexDescOff
+	_ = uintptr(CacheLine) - unsafe.Sizeof(Index{})
+	_ = unsafe.Sizeof(Index{}) - CacheLine
 
 	_ = uintptr(SnapshotOff) - (LockOff + unsafe.Offsetof(Lock{}.Snapshot))
 	_ = (LockOff + unsafe.Offsetof(Lock{}.Snapshot)) - uintptr(SnapshotOff)
@@ -408,6 +431,8 @@ const (
 	CursorOff    = AllocOff + 8
 	LazyBytesOff = AllocOff + 48
 	NonEmptyOff  = AllocOff + 56
+	GrowSizeOff  = GrowOff + 0
+	GrowthsOff   = GrowOff + 8
 )
 
 // FreeListOff is the offset of class c's free list head.

@@ -10,7 +10,7 @@ import (
 func TestPlanIsValid(t *testing.T) {
 	for _, size := range []uint64{MinSize, 1 << 20, 64 << 20, 1 << 30, 3<<30 + 12345} {
 		for _, n := range []uint64{0, 16, 100000} {
-			g, err := Plan(size, n)
+			g, err := Plan(size, 0, n)
 			if err != nil {
 				if size <= 1<<20 && n == 100000 && errors.Is(err, ErrGeometry) {
 					continue // honestly too small
@@ -25,7 +25,7 @@ func TestPlanIsValid(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Plan(MinSize-1, 0); !errors.Is(err, ErrGeometry) {
+	if _, err := Plan(MinSize-1, 0, 0); !errors.Is(err, ErrGeometry) {
 		t.Fatalf("Plan below MinSize: %v", err)
 	}
 }
@@ -66,7 +66,7 @@ func TestSlotWord(t *testing.T) {
 // TestEntryInHeap pins the bounds of an entry offset: the first heap byte
 // on, aligned, and the last EntrySize bytes of the region at most.
 func TestEntryInHeap(t *testing.T) {
-	g, err := Plan(1<<20, 0)
+	g, err := Plan(1<<20, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestEntryInHeap(t *testing.T) {
 func newHeader(t *testing.T) (*Header, []uint64) {
 	buf := make([]uint64, HeaderSize/8)
 	h := (*Header)(unsafe.Pointer(&buf[0]))
-	g, err := Plan(1<<20, 0)
+	g, err := Plan(1<<20, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +119,11 @@ func TestValidateGrow(t *testing.T) {
 	}{
 		{"maximum below the size", 1<<20 - 8, 1 << 20, 1 << 20},
 		{"maximum past the format's", MaxSize + 8, 1 << 20, 1 << 20},
-		{"initial size above the size", 1 << 21, 1<<20 + 8, 1 << 20},
-		{"initial size below the minimum", 1 << 21, MinSize - 8, 1 << 20},
-		{"published size not the size", 1 << 21, 1 << 20, 1<<20 + 4096},
+		{"initial size not the first size", 1 << 21, 1<<20 + 8, 1 << 20},
+		{"published size below the first", 1 << 21, 1 << 20, 1<<20 - 4096},
+		{"published size past the maximum", 1 << 21, 1 << 20, 1<<21 + 8},
+		{"published size past the object", 1 << 23, 1 << 20, 1<<22 + 8},
+		{"published size unaligned", 1 << 21, 1 << 20, 1<<20 + 4},
 		{"published size zero", 1 << 21, 1 << 20, 0},
 	} {
 		h, _ := newHeader(t)

@@ -49,9 +49,6 @@ func Validate(h *Header, objectLen uint64) error {
 	if sum := HeaderChecksum(h); sum != h.Checksum {
 		return fmt.Errorf("%w: header checksum %#016x, computed %#016x", ErrCorrupt, h.Checksum, sum)
 	}
-	if h.Size > objectLen {
-		return fmt.Errorf("%w: header says %d bytes but the object has %d", ErrCorrupt, h.Size, objectLen)
-	}
 	if h.NumSlots != NumSlots {
 		return fmt.Errorf("%w: %d process slots, want %d", ErrCorrupt, h.NumSlots, NumSlots)
 	}
@@ -64,15 +61,15 @@ func Validate(h *Header, objectLen uint64) error {
 	return checkGrow(h, objectLen)
 }
 
-// checkGrow checks the sizes of growth: InitSize <= Size <= MaxSize, and
-// the published size against them and the object. Until growth is wired
-// in (store/GROWTH.md), the published size is the geometry's Size.
+// checkGrow checks the sizes of growth: the header's Size is the size the
+// region was created with (InitSize), and the published size lies between
+// it and MaxSize, inside the object.
 func checkGrow(h *Header, objectLen uint64) error {
 	switch gs := h.Grow.Size.Load(); {
-	case h.MaxSize > MaxSize || h.InitSize < MinSize || h.InitSize > h.Size || h.Size > h.MaxSize:
-		return fmt.Errorf("%w: sizes: initial %d, size %d, maximum %d", ErrCorrupt, h.InitSize, h.Size, h.MaxSize)
-	case gs != h.Size || gs > objectLen:
-		return fmt.Errorf("%w: published size %d, region size %d, object %d bytes", ErrCorrupt, gs, h.Size, objectLen)
+	case h.MaxSize > MaxSize || h.MaxSize%EntryAlign != 0 || h.InitSize != h.Size || h.Size > h.MaxSize:
+		return fmt.Errorf("%w: sizes: initial %d, first %d, maximum %d", ErrCorrupt, h.InitSize, h.Size, h.MaxSize)
+	case gs < h.Size || gs > h.MaxSize || gs%EntryAlign != 0 || gs > objectLen:
+		return fmt.Errorf("%w: published size %d outside [%d, %d], or past the object's %d bytes", ErrCorrupt, gs, h.Size, h.MaxSize, objectLen)
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (s *Store) Backup(w io.Writer) error {
 // once the snapshot is known to have held.
 func (s *Store) BackupContext(ctx context.Context, w io.Writer, fn func(Progress)) (p Progress, err error) {
 	err = s.withSnapshot(ctx, "backup", func(sn *snap, done func() error) error {
-		img := min(sn.pages*snapPage, s.geo.Size)
+		img := min(sn.pages*snapPage, sn.size)
 		p.TotalBytes, p.TotalKeys = int64(img), int64(sn.meta.count)
 		total := xxhash.New()
 		write := func(b []byte) error {
@@ -102,7 +102,7 @@ func (s *Store) BackupContext(ctx context.Context, w io.Writer, fn func(Progress
 			return nil
 		}
 		if err := write(encodeBackupHeader(BackupHeader{
-			Version: BackupVersion, StoreVersion: layout.Version, Size: int64(s.geo.Size), ImageBytes: int64(img),
+			Version: BackupVersion, StoreVersion: layout.Version, Size: int64(sn.size), ImageBytes: int64(img),
 			Taken: sn.taken, Keys: int64(sn.meta.count), KVBytes: int64(sn.meta.kvBytes), Name: s.name,
 		})); err != nil {
 			return err
@@ -156,7 +156,7 @@ func (sn *snap) normalize(buf []byte, base uint64) {
 	}
 	g := &sn.s.geo
 	zero(g.SlotsOff, g.IndexOff)
-	zero(sn.top, g.Size)
+	zero(sn.top, sn.size)
 }
 
 func encodeBackupHeader(h BackupHeader) []byte {
@@ -266,12 +266,14 @@ func Restore(ctx context.Context, name string, r io.Reader, opts *RestoreOptions
 	total.Write(first)
 	le := binary.LittleEndian
 	flags := le.Uint32(first[24:])
+	// The object is made as big as the store was at the snapshot (its
+	// published size); it may grow on from there to the same MaxSize.
 	o := Options{
-		Size: int64(le.Uint64(first[16:])), Mode: fs.FileMode(le.Uint32(first[32:]) & 0o777),
+		Size: bh.Size, MaxSize: int64(le.Uint64(first[120:])), Mode: fs.FileMode(le.Uint32(first[32:]) & 0o777),
 		HugePages: HugePages(le.Uint32(first[28:])), NoReserve: flags&layout.FlagNoReserve != 0,
 		MaxEntries: int64(le.Uint64(first[80:])),
 	}
-	if le.Uint64(first) != layout.Magic || le.Uint32(first[8:]) != layout.Version || o.Size != bh.Size {
+	if le.Uint64(first) != layout.Magic || le.Uint32(first[8:]) != layout.Version || le.Uint64(first[layout.GrowSizeOff:]) != uint64(bh.Size) {
 		return p, wrapErr("restore", name, damaged("the image's header is not a store of format version %d and size %d", layout.Version, bh.Size))
 	}
 	if err := checkCreate(name, &o); err != nil {
@@ -318,7 +320,7 @@ func Restore(ctx context.Context, name string, r io.Reader, opts *RestoreOptions
 // restoreImage sizes obj, copies the image into it and checks the
 // checksum; Magic goes in last.
 func restoreImage(ctx context.Context, obj *object, o *Options, bh BackupHeader, first []byte, r io.Reader, total *xxhash.Digest, p *Progress, fn func(Progress)) (err error) {
-	size, err := objectSize(o)
+	size, _, err := objectSize(o)
 	if err != nil {
 		return err
 	}

@@ -159,11 +159,14 @@ const (
 // read by the passes after it.
 func (s *Store) checkHeader(v *violations) error {
 	g := &s.geo
-	if err := layout.Validate(s.hdr, uint64(len(s.m.data))); err != nil {
+	if err := layout.Validate(s.hdr, s.objLen); err != nil {
 		v.add("header: %v", err)
 		return v.err()
 	}
-	if h := s.hdr.Geometry(); h != *g {
+	// The static geometry: Size and HeapSize are the published ones.
+	h := s.hdr.Geometry()
+	h.Size, h.HeapSize = g.Size, g.HeapSize
+	if h != *g {
 		v.add("header geometry changed since this process opened the store")
 		return v.err()
 	}

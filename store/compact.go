@@ -42,6 +42,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
 )
@@ -152,12 +153,28 @@ func (t *txn) makeRoom(size uint64) error {
 	// Compaction gathers free space; it creates none. When all of it
 	// cannot hold the mutations and the reserve, do not move a byte: the
 	// mutation is planned again below, and fails.
+	//
+	// A store that may grow grows instead when it is filling up (live
+	// entries and the new ones would take over 3/4 of the heap), or when
+	// its free space could not hold them anyway; below that it compacts,
+	// so that churn does not make it grow.
 	var cerr error
 	top, err := s.top()
 	if err != nil {
 		cerr = err
-	} else if free := s.hdr.Meta.FreeBytes.Load() + s.geo.Size - top; free >= size+total+s.reserve(largest) {
-		_, cerr = s.compactFor(size+total, largest)
+	} else {
+		need, free := size+total, s.hdr.Meta.FreeBytes.Load()+s.geo.Size-top
+		fits := free >= need+s.reserve(largest)
+		grew := false
+		if s.canGrow() && (!fits || s.hdr.Meta.BlockUsed.Load()+need > s.geo.HeapSize/4*3) {
+			grew, cerr = s.growFor(need, largest)
+			if cerr != nil && fits {
+				cerr = nil // /dev/shm is full, say: compacting may still do
+			}
+		}
+		if !grew && cerr == nil && fits {
+			_, cerr = s.compactFor(need, largest)
+		}
 	}
 	if st := s.journal().State.Load(); st != layout.JournalIdle {
 		// A compaction transaction failed after its commit (damage): roll
@@ -239,8 +256,12 @@ func (s *Store) fullError(size uint64) error {
 	m := &s.hdr.Meta
 	top, _ := s.top()
 	wild := s.geo.Size - max(top, s.geo.HeapOff)
-	return fmt.Errorf("%w: no room for an entry of %d bytes: %d bytes in live entries, %d in free blocks (largest %d), %d never used of which %d are kept free for compaction, heap %d",
-		ErrFull, size, m.BlockUsed.Load(), m.FreeBytes.Load(), s.largestFree(), wild, min(wild, s.reserve(size)), s.geo.HeapSize)
+	limit := ""
+	if s.geo.Size >= s.maxSize {
+		limit = fmt.Sprintf("; the store is at its maximum size, %s", units.FormatBytes(int64(s.maxSize)))
+	}
+	return fmt.Errorf("%w: no room for an entry of %d bytes: %d bytes in live entries, %d in free blocks (largest %d), %d never used of which %d are kept free for compaction, heap %d%s",
+		ErrFull, size, m.BlockUsed.Load(), m.FreeBytes.Load(), s.largestFree(s.geo.Size), wild, min(wild, s.reserve(size)), s.geo.HeapSize, limit)
 }
 
 // roomFor reports whether alloc would find size bytes now, keeping the
@@ -266,8 +287,8 @@ func (s *Store) roomFor(size, entry uint64) bool {
 }
 
 // largestFree is the size of the largest free block (looking at up to 64
-// blocks of the largest class that has any).
-func (s *Store) largestFree() uint64 {
+// blocks of the largest class that has any) in a heap that ends at end.
+func (s *Store) largestFree(end uint64) uint64 {
 	for w := layout.ClassWords - 1; w >= 0; w-- {
 		bitsw := s.hdr.Alloc.NonEmpty[w].Load()
 		if bitsw == 0 {
@@ -283,8 +304,8 @@ func (s *Store) largestFree() uint64 {
 		var best uint64
 		off := s.hdr.FreeLists[c].Load()
 		for i := 0; off != 0 && i < 64; i++ {
-			b, err := s.listedBlockAt(off)
-			if err != nil {
+			b, err := s.blockAt(off, end)
+			if err != nil || b.flags&layout.SizeFree == 0 {
 				break
 			}
 			best = max(best, b.size)

@@ -66,8 +66,8 @@ import (
 )
 
 // DumpVersion is the dump format version this build writes; it reads
-// this one and earlier ones.
-const DumpVersion = 1
+// this one and earlier ones. Version 2 records the store's MaxSize.
+const DumpVersion = 2
 
 const (
 	dumpMagic = "SHMKVDMP"
@@ -184,7 +184,7 @@ func (sn *snap) dumpHeader(name string) DumpHeader {
 		Taken: sn.taken, Name: name, StoreVersion: le.Uint32(hd[8:]),
 		Created: time.Unix(0, int64(le.Uint64(hd[104:]))),
 		Options: Options{
-			Size: int64(le.Uint64(hd[16:])), MaxEntries: int64(le.Uint64(hd[80:])),
+			Size: int64(le.Uint64(hd[16:])), MaxSize: int64(le.Uint64(hd[120:])), MaxEntries: int64(le.Uint64(hd[80:])),
 			Mode: fs.FileMode(le.Uint32(hd[32:])), HugePages: HugePages(le.Uint32(hd[28:])),
 			NoReserve: flags&layout.FlagNoReserve != 0, Populate: flags&layout.FlagPopulate != 0,
 			Lock: flags&layout.FlagLock != 0,
@@ -363,7 +363,7 @@ func (e *dumpEncoder) header(h DumpHeader) error {
 
 func encodeDumpHeader(h DumpHeader) []byte {
 	le := binary.LittleEndian
-	b := headerFrame(dumpMagic, h.Version, 82, h.Name)
+	b := headerFrame(dumpMagic, h.Version, 90, h.Name)
 	le.PutUint64(b[16:], uint64(h.Keys))
 	le.PutUint64(b[24:], uint64(h.KVBytes))
 	le.PutUint64(b[32:], uint64(h.Taken.UnixNano()))
@@ -385,6 +385,7 @@ func encodeDumpHeader(h DumpHeader) []byte {
 	le.PutUint32(b[64:], uint32(o.HugePages))
 	le.PutUint32(b[68:], h.StoreVersion)
 	le.PutUint64(b[72:], uint64(h.Created.UnixNano()))
+	le.PutUint64(b[80:], uint64(o.MaxSize))
 	return sealHeader(b)
 }
 
@@ -506,7 +507,7 @@ func NewDumpReader(r io.Reader) (*DumpReader, error) {
 		return nil, fmt.Errorf("%w: dump format version %d; this shmkv reads versions 1 to %d: load it with a newer shmkv", ErrIncompatible, v, DumpVersion)
 	}
 	hl := le.Uint32(fixed[12:])
-	if hl < 90 || hl%8 != 0 || hl > 82+1<<16+16 {
+	if hl < 90 || hl%8 != 0 || hl > 90+1<<16+16 {
 		return nil, damaged("dump header length %d", hl)
 	}
 	hb := make([]byte, hl)
@@ -518,17 +519,22 @@ func NewDumpReader(r io.Reader) (*DumpReader, error) {
 		return nil, damaged("dump header checksum %#x does not match its bytes", sum)
 	}
 	d.total.Write(hb)
-	nl := int(le.Uint16(hb[80:]))
-	if 82+nl > int(hl)-8 {
+	// Version 2 added MaxSize at 80 (growth); the name follows it.
+	fixedLen, maxSize := 82, int64(0)
+	if le.Uint32(hb[8:]) >= 2 {
+		fixedLen, maxSize = 90, int64(le.Uint64(hb[80:]))
+	}
+	nl := int(le.Uint16(hb[fixedLen-2:]))
+	if fixedLen+nl > int(hl)-8 {
 		return nil, damaged("dump header: name of %d bytes in a header of %d", nl, hl)
 	}
 	flags := le.Uint32(hb[60:])
 	d.h = DumpHeader{
 		Version: le.Uint32(hb[8:]), Keys: int64(le.Uint64(hb[16:])), KVBytes: int64(le.Uint64(hb[24:])),
 		Taken: time.Unix(0, int64(le.Uint64(hb[32:]))), StoreVersion: le.Uint32(hb[68:]),
-		Created: time.Unix(0, int64(le.Uint64(hb[72:]))), Name: string(hb[82 : 82+nl]),
+		Created: time.Unix(0, int64(le.Uint64(hb[72:]))), Name: string(hb[fixedLen : fixedLen+nl]),
 		Options: Options{
-			Size: int64(le.Uint64(hb[40:])), MaxEntries: int64(le.Uint64(hb[48:])),
+			Size: int64(le.Uint64(hb[40:])), MaxSize: maxSize, MaxEntries: int64(le.Uint64(hb[48:])),
 			Mode: fs.FileMode(le.Uint32(hb[56:]) & 0o777), HugePages: HugePages(le.Uint32(hb[64:])),
 			NoReserve: flags&layout.FlagNoReserve != 0, Populate: flags&layout.FlagPopulate != 0, Lock: flags&layout.FlagLock != 0,
 		},
@@ -734,7 +740,7 @@ func (s *Store) LoadContext(ctx context.Context, d *DumpReader, fn func(Progress
 // machines, and one call is cheaper than a fault per page.
 func (s *Store) prefault(h DumpHeader) {
 	heap := uint64(h.KVBytes) + uint64(h.Keys)*(layout.EntryHeader+layout.EntryAlign)
-	end := min(s.geo.HeapOff+heap, s.geo.Size)
+	end := min(s.geo.HeapOff+heap, s.limit())
 	if s.readOnly || end <= s.geo.IndexOff {
 		return
 	}

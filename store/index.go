@@ -120,9 +120,13 @@ const (
 // (readCorrupt), and lookup and readSlot bound their retries.
 func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key []byte, kh uint64, dst []byte, m readMode) ([]byte, uint64, readResult) {
 	off := layout.SlotOffset(w)
-	g := &s.geo
-	if !g.EntryInHeap(off) {
-		return dst, 0, readCorrupt
+	lim := s.limit()
+	if !s.geo.EntryIn(off, lim) {
+		// A slot naming a block past the size this reader loaded: the
+		// writer published both, the size first, so look again once.
+		if lim = s.limit(); !s.geo.EntryIn(off, lim) {
+			return dst, 0, readCorrupt
+		}
 	}
 	hw := offsetptr.MustAt[atomic.Uint64](s.r, offsetptr.Offset(off))
 	h := hw.Load()
@@ -138,7 +142,7 @@ func (s *Store) readEntry(slot *atomic.Uint64, w uint64, key []byte, kh uint64, 
 	// NB: each header field is read once: a concurrent free may rewrite
 	// them, and the checks must hold for the values used.
 	kl, size, slack := uint64(e.KeyLen), entrySize(h), uint64(e.Slack)
-	if size > g.Size-off || layout.EntryHeader+kl+slack > size {
+	if size > lim-off || layout.EntryHeader+kl+slack > size {
 		return dst, 0, s.unstable(slot, w, hw, h, readCorrupt)
 	}
 	lookup := m <= readValue

@@ -37,6 +37,16 @@ type object struct {
 
 func (o *object) fd() int { return int(o.file.Fd()) }
 
+// pageSize is the object's page size: the huge page size on hugetlbfs,
+// which reports it as its block size.
+func (o *object) pageSize() uint64 {
+	var st unix.Statfs_t
+	if o.tlb && unix.Fstatfs(o.fd(), &st) == nil && st.Bsize > 4096 {
+		return uint64(st.Bsize)
+	}
+	return 4096
+}
+
 // createObject creates the object exclusively, empty: in /dev/shm, or on
 // the first hugetlbfs mount for HugeTLB.
 func createObject(name string, o *Options) (*object, error) {

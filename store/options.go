@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+
+	"github.com/shmkv/shmkv/layout"
 	"io/fs"
 	"time"
 )
@@ -60,7 +62,10 @@ func ParseHugePages(s string) (HugePages, error) {
 
 // Defaults.
 const (
-	DefaultSize        = 64 << 20
+	// DefaultSize is the initial size of a store created with neither Size
+	// nor MaxSize: small, because such a store grows (up to the size of
+	// /dev/shm), so it costs only what it holds.
+	DefaultSize        = 8 << 20
 	DefaultMode        = fs.FileMode(0o600)
 	DefaultLockTimeout = 200 * time.Millisecond
 	// DefaultInitTimeout bounds how long Open waits for another process to
@@ -85,9 +90,22 @@ const (
 // and are also on when the creator set them. ReadOnly and LockTimeout are
 // this process's choice.
 type Options struct {
-	// Size of the store in bytes when creating it; default 64 MiB. With
-	// HugeTLB it is rounded up to a whole number of huge pages.
+	// Size of the store in bytes when creating it: its initial size.
+	// Default 8 MiB. With HugeTLB it is rounded up to a whole number of
+	// huge pages.
 	Size int64
+	// MaxSize is the most bytes the store may grow to. When a write needs
+	// room the store has not got, the writer enlarges the object (doubling
+	// up to 1 GiB, then by an eighth; at most 64 MiB per step) while other
+	// processes go on reading and writing. Each process reserves MaxSize
+	// of address space (not memory) at open.
+	//
+	// Default: with Size also left 0, the size of the file system under
+	// /dev/shm at creation, so a default store grows until /dev/shm is
+	// full; with Size set, Size, so a store you sized stays that size, as
+	// it always has. HugeTLB stores do not grow unless MaxSize is set: huge
+	// pages come from a pool reserved ahead.
+	MaxSize int64
 	// Mode is the permission of the object when creating it; default 0600.
 	Mode fs.FileMode
 	// MaxEntries is the most keys the store's index holds; default one per
@@ -148,8 +166,17 @@ func (o *Options) withDefaults() Options {
 	if o != nil {
 		r = *o
 	}
-	if r.Size == 0 {
+	switch {
+	case r.Size == 0 && r.MaxSize == 0:
 		r.Size = DefaultSize
+		if r.HugePages != HugeTLB {
+			r.MaxSize = max(shmCapacity(), r.Size)
+		}
+	case r.Size == 0:
+		r.Size = min(DefaultSize, max(r.MaxSize, layout.MinSize))
+	}
+	if r.MaxSize == 0 {
+		r.MaxSize = r.Size
 	}
 	if r.Mode == 0 {
 		r.Mode = DefaultMode

@@ -68,7 +68,7 @@ const (
 // have in this store: a tool reading a value from a stream reads at most
 // one byte more before it knows the value cannot fit.
 func (s *Store) ValueLimit(keyLen int) int {
-	room := int64(s.geo.HeapSize) - layout.EntryHeader - int64(keyLen)
+	room := int64(s.maxSize-s.geo.HeapOff) - layout.EntryHeader - int64(keyLen)
 	return int(max(min(room, MaxValueSize), 0))
 }
 
@@ -79,8 +79,8 @@ func (s *Store) checkSizes(key, value []byte) error {
 	if len(value) > MaxValueSize {
 		return fmt.Errorf("%w: value of %d bytes, at most %d", ErrTooLarge, len(value), MaxValueSize)
 	}
-	if need := layout.BlockSize(uint64(len(key)), uint64(len(value))); need > s.geo.HeapSize {
-		return fmt.Errorf("%w: entry of %d bytes cannot fit a heap of %d bytes", ErrTooLarge, need, s.geo.HeapSize)
+	if need, heap := layout.BlockSize(uint64(len(key)), uint64(len(value))), s.maxSize-s.geo.HeapOff; need > heap {
+		return fmt.Errorf("%w: entry of %d bytes cannot fit a heap of %d bytes", ErrTooLarge, need, heap)
 	}
 	return nil
 }
@@ -141,7 +141,15 @@ func (s *Store) withLock(ctx context.Context, fn func(t *txn) error, tx bool) (e
 			panic(r)
 		}
 	}()
+	// The size first: recovery may touch what another writer grew into;
+	// then again, as recovery may have undone a growth.
+	if err := s.refreshSize(); err != nil {
+		return err
+	}
 	if err := s.repairIfNeeded(); err != nil {
+		return err
+	}
+	if err := s.refreshSize(); err != nil {
 		return err
 	}
 	if !tx {

@@ -231,7 +231,7 @@ func (s *Store) openCow(e uint64) (*cowMap, error) {
 	}
 	if binary.LittleEndian.Uint64(hb[0:]) != layout.SnapMagic || binary.LittleEndian.Uint64(hb[8:]) != e ||
 		int64(binary.LittleEndian.Uint64(hb[16:])) != s.hdr.CreatedNano ||
-		pages != regionPages(s.geo.Size) || slots == 0 || slots > 1<<20 || uint64(fi.Size()) != layout.SnapSize(pages, slots) {
+		pages != regionPages(s.maxSize) || slots == 0 || slots > 1<<20 || uint64(fi.Size()) != layout.SnapSize(pages, slots) {
 		return nil, fmt.Errorf("%w: %s is not this snapshot's copy buffer", ErrCorrupt, path)
 	}
 	return mapCow(f, path, pages, slots)
@@ -325,6 +325,7 @@ type snap struct {
 	meta   struct{ count, blockUsed, kvBytes, freeBytes uint64 }
 	taken  time.Time
 	pages  uint64 // pages of the image: [0, Top) rounded up to pages
+	size   uint64 // the published size at the instant
 	holes  bool   // a sparse store: skip its holes (see skipHole)
 
 	mu    sync.Mutex
@@ -407,7 +408,10 @@ func (s *Store) takeSnapshot(ctx context.Context) (*snap, error) {
 	}
 	s.removeStaleSnapshots()
 	sn := &snap{s: s, held: map[uint64][]byte{}, holes: s.flags&layout.FlagNoReserve != 0}
-	pages := regionPages(s.geo.Size)
+	// The buffer covers the most the store may grow to: its size at the
+	// instant is not known before the lock, and every writer must agree
+	// on the buffer's shape.
+	pages := regionPages(s.maxSize)
 	var path string
 	var f *os.File
 	for {
@@ -481,7 +485,7 @@ func (s *Store) takeSnapshot(ctx context.Context) (*snap, error) {
 			return err
 		}
 		sn.header = append([]byte(nil), s.m.data[:layout.HeaderSize]...)
-		sn.top = top
+		sn.top, sn.size = top, s.geo.Size
 		mt := &s.hdr.Meta
 		sn.meta.count, sn.meta.blockUsed = mt.Count.Load(), mt.BlockUsed.Load()
 		sn.meta.kvBytes, sn.meta.freeBytes = mt.KVBytes.Load(), mt.FreeBytes.Load()

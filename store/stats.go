@@ -15,10 +15,20 @@ type Stats struct {
 	Path    string
 	Version uint32
 
-	Size       int64 // bytes in the region
-	HeapSize   int64 // bytes for entries
+	Size       int64 // bytes in the region now: its published size
+	HeapSize   int64 // bytes for entries now
 	Entries    int
 	MaxEntries int
+	// InitialSize and MaxSize are the region's size at creation and the
+	// most it may grow to; Growths counts the times it grew, and
+	// ObjectBytes is the object's length, which a writer that died while
+	// growing may have left above Size (the next growth uses it).
+	InitialSize int64
+	MaxSize     int64
+	Growths     uint64
+	ObjectBytes int64
+	// IndexBytes is the index's size.
+	IndexBytes int64
 
 	KeyValueBytes int64 // key and value bytes of live entries
 	BlockBytes    int64 // heap bytes in live entries' blocks (headers and padding included)
@@ -100,9 +110,12 @@ func (s *Store) Stats() Stats {
 	fg := s.guard()
 	defer s.unguard(&fg, &err)
 	h, g := s.hdr, &s.geo
+	size := s.limit()
 	st := Stats{
 		Name: s.name, Path: s.obj.path, Version: layout.Version,
-		Size: int64(g.Size), HeapSize: int64(g.HeapSize),
+		Size: int64(size), HeapSize: int64(size - min(size, g.HeapOff)),
+		InitialSize: int64(h.InitSize), MaxSize: int64(s.maxSize), Growths: h.Grow.Growths.Load(),
+		IndexBytes:    int64(g.NumBuckets * layout.BucketSize),
 		Entries:       int(min(h.Meta.Count.Load(), g.MaxEntries)),
 		MaxEntries:    int(g.MaxEntries),
 		KeyValueBytes: int64(h.Meta.KVBytes.Load()),
@@ -123,15 +136,15 @@ func (s *Store) Stats() Stats {
 		Created:       time.Unix(0, h.CreatedNano),
 		CreatorPID:    int(h.CreatorPID),
 	}
-	if top := h.Meta.Top.Load(); top >= g.HeapOff && top <= g.Size {
-		st.TailBytes = int64(g.Size - top)
+	if top := h.Meta.Top.Load(); top >= g.HeapOff && top <= size {
+		st.TailBytes = int64(size - top)
 	}
 	st.Fill = float64(st.BlockBytes) / float64(st.HeapSize)
-	st.LargestFree = max(int64(s.largestFree()), st.TailBytes)
+	st.LargestFree = max(int64(s.largestFree(size)), st.TailBytes)
 	if free := st.FreeListBytes + st.TailBytes; free > 0 {
 		st.Fragmentation = 1 - float64(st.LargestFree)/float64(free)
 	}
-	st.Reserve = int64(s.reserve(0))
+	st.Reserve = int64(min(2*h.Alloc.MaxBlock.Load(), uint64(st.HeapSize)/10))
 	st.BytesMoved = int64(h.Alloc.Moved.Load())
 	st.Compactions = h.Alloc.Compactions.Load()
 	st.CompactPasses = h.Alloc.Passes.Load()

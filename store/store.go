@@ -29,8 +29,18 @@ type Store struct {
 	hdr  *layout.Header
 	// geo is this process's copy of the validated geometry. It is never
 	// read again from the region, so a later scribble over the header
-	// cannot steer this process outside its mapping.
+	// cannot steer this process outside its mapping. Its Size and
+	// HeapSize are the writer's: the published size as of the last time
+	// this process held the writer lock (refreshSize), guarded by wmu.
+	// Readers bound offsets by limit() instead, and never read them.
 	geo layout.Geometry
+	// maxSize is the header's MaxSize, and mapLen the mapping's length
+	// (MaxSize rounded up to whole pages): readers never follow an offset
+	// past the published size, which is never above either.
+	maxSize, mapLen uint64
+	// objLen is the least length of the object this process has seen,
+	// which bounds the published sizes it accepts; guarded by wmu.
+	objLen uint64
 	// lazyLimit bounds Alloc.LazyBytes (alloc.go, lazyOK).
 	lazyLimit uint64
 	// verify: readers check entry checksums (Options.VerifyReads).
@@ -158,7 +168,7 @@ func create(name string, o *Options) (*Store, error) {
 	if err := checkCreate(name, o); err != nil {
 		return nil, err
 	}
-	if _, err := objectSize(o); err != nil {
+	if _, _, err := objectSize(o); err != nil {
 		return nil, err
 	}
 	obj, err := createObject(name, o)
@@ -220,6 +230,10 @@ func checkCreate(name string, o *Options) error {
 		return fmt.Errorf("%w: cannot create a store read-only", ErrReadOnly)
 	case o.MaxEntries < 0:
 		return fmt.Errorf("shmkv: negative MaxEntries %d", o.MaxEntries)
+	case o.MaxSize < o.Size:
+		return fmt.Errorf("shmkv: MaxSize %d is below Size %d", o.MaxSize, o.Size)
+	case o.MaxSize > layout.MaxSize:
+		return fmt.Errorf("%w: MaxSize %d is above the maximum %d", ErrTooLarge, o.MaxSize, int64(layout.MaxSize))
 	}
 	_, err := shmopen.Normalize(name)
 	return err
@@ -242,11 +256,11 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 			s, err = nil, faultError(r, ErrFull)
 		}
 	}()
-	size, err := objectSize(o)
+	size, maxSize, err := objectSize(o)
 	if err != nil {
 		return nil, err
 	}
-	g, err := layout.Plan(uint64(size), uint64(o.MaxEntries))
+	g, err := layout.Plan(uint64(size), uint64(maxSize), uint64(o.MaxEntries))
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +275,7 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 		return nil, err
 	}
 	faultPoint("create")
-	m, err := mapObject(obj, size, false, o.NoReserve)
+	m, err := mapObject(obj, int64(mapLength(uint64(maxSize))), false, o.NoReserve || obj.tlb)
 	if err != nil {
 		return nil, err
 	}
@@ -277,9 +291,7 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 	h.HeaderSize = layout.HeaderSize
 	h.NumSlots = layout.NumSlots
 	h.SetGeometry(g)
-	// Growth is not wired in yet (GROWTH.md): the region stays at its
-	// first size, which is also its maximum and its published size.
-	h.MaxSize, h.InitSize = g.Size, g.Size
+	h.MaxSize, h.InitSize = uint64(maxSize)&^(layout.EntryAlign-1), g.Size
 	h.Grow.Size.Store(g.Size)
 	h.HugePages = uint32(o.HugePages)
 	if o.NoReserve {
@@ -426,13 +438,21 @@ func tryMap(obj *object, o *Options) (*mapping, error) {
 		return nil, layout.ErrNotReady
 	}
 	// A sparse store is mapped MAP_NORESERVE in every process, or mapping
-	// it on hugetlbfs would try to reserve every page. Peek at its flags.
-	var peek [32]byte
+	// it on hugetlbfs would try to reserve every page; and every process
+	// maps MaxSize, however long the object is now (growth.go). Peek at
+	// the flags and MaxSize. A MaxSize that cannot be right maps only the
+	// object, for Validate to say what is wrong.
+	var peek [128]byte
 	if _, err := unix.Pread(obj.fd(), peek[:], 0); err != nil {
 		return nil, &os.PathError{Op: "pread", Path: obj.path, Err: err}
 	}
 	noReserve := binary.LittleEndian.Uint32(peek[24:])&layout.FlagNoReserve != 0
-	m, err := mapObject(obj, st.Size, o.ReadOnly, noReserve)
+	maxSize := binary.LittleEndian.Uint64(peek[120:])
+	length := uint64(st.Size)
+	if maxSize <= layout.MaxSize && maxSize > length {
+		length = mapLength(maxSize)
+	}
+	m, err := mapObject(obj, int64(length), o.ReadOnly, noReserve || obj.tlb)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +461,7 @@ func tryMap(obj *object, o *Options) (*mapping, error) {
 		m.unmap()
 		return nil, err
 	}
-	if (h.Flags&layout.FlagNoReserve != 0) != noReserve {
+	if (h.Flags&layout.FlagNoReserve != 0) != noReserve || h.MaxSize != maxSize {
 		// Peeked before the creator wrote the header: map again.
 		m.unmap()
 		return nil, layout.ErrNotReady
@@ -456,7 +476,8 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 	s := &Store{
 		name: name, obj: obj, m: m, r: r, hdr: h,
 		geo:          h.Geometry(),
-		lazyLimit:    h.Geometry().HeapSize / 32,
+		maxSize:      h.MaxSize,
+		mapLen:       uint64(len(m.data)),
 		flags:        h.Flags,
 		huge:         HugePages(h.HugePages),
 		readOnly:     o.ReadOnly,
@@ -464,9 +485,12 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		writeTimeout: o.WriteTimeout,
 		verify:       o.VerifyReads,
 	}
-	if eagerFrees() {
-		s.lazyLimit = 0
+	if s.mapLen < s.maxSize {
+		return nil, fmt.Errorf("%w: mapped %d bytes of a store of up to %d", ErrCorrupt, s.mapLen, s.maxSize)
 	}
+	// Validate checked the published size against the object.
+	s.setSize(h.Grow.Size.Load())
+	s.objLen = s.geo.Size
 	buckets, err := offsetptr.SliceAt[layout.Bucket](r, offsetptr.Offset(s.geo.IndexOff), s.geo.NumBuckets)
 	if err != nil { // Validate has checked the geometry: never, short of a bug
 		return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
@@ -485,7 +509,7 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 		unix.Madvise(m.data, unix.MADV_HUGEPAGE)
 	}
 	if o.Populate || s.flags&layout.FlagPopulate != 0 {
-		if err := m.populate(o.ReadOnly); err != nil {
+		if err := m.populate(s.geo.Size, o.ReadOnly); err != nil {
 			return nil, err
 		}
 		s.populated = true

@@ -34,6 +34,16 @@ func (m *mapping) retire() error {
 	return nil
 }
 
+// mlockOnFault is mlock2(MLOCK_ONFAULT): lock each page of b when it is
+// first faulted in.
+func mlockOnFault(b []byte) error {
+	_, _, errno := unix.Syscall(unix.SYS_MLOCK2, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MLOCK_ONFAULT)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
 // The writer's stores into the region. Readers and recovery need them to
 // become visible in program order (an entry's bytes before the slot that
 // publishes it; an odd Seq before the bytes of a freed block change; an

@@ -95,7 +95,7 @@ const lzLen, lzNewLen = 120 - layout.EntryHeader - 2, 120 - layout.EntryHeader -
 // crowd puts layout.BucketSlots keys whose home bucket is key's, so that
 // key is placed in a later bucket and raises the Overflow counts between.
 func crowd(t *testing.T, s *store.Store, key string) {
-	g, err := layout.Plan(crashSize, crashEntries)
+	g, err := layout.Plan(crashSize, 0, crashEntries)
 	if err != nil {
 		t.Fatal(err)
 	}

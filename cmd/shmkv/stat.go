@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shmkv/shmkv/internal/units"
-	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -93,12 +92,7 @@ func writeStats(w io.Writer, st *store.Stats) {
 // (overheadFullEnough): before that, the line gives the blocks' overhead
 // per entry and the index apart.
 func overheadString(st *store.Stats) string {
-	var index string
-	if g, err := layout.Plan(uint64(st.Size), uint64(st.MaxEntries)); err == nil {
-		index = fmt.Sprintf("the index takes %s for %d entries", units.FormatBytes(int64(g.NumBuckets*layout.BucketSize)), st.MaxEntries)
-	} else {
-		index = fmt.Sprintf("the index is sized for %d entries", st.MaxEntries)
-	}
+	index := fmt.Sprintf("the index takes %s for %d entries", units.FormatBytes(st.IndexBytes), st.MaxEntries)
 	switch {
 	case st.Entries == 0:
 		return "- (no entries; " + index + ")"

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestGrowsWhenFilling: a store created at 1 MiB that may grow to 64 MiB
+// takes 40 MiB of values, growing by itself, and keeps every one of them;
+// another Store of the same store, opened before any growth, reads them
+// all without reopening.
+func TestGrowsWhenFilling(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+	other, err := Open(s.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	val := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 10000+i%7) }
+	const n = 4000
+	for i := range n {
+		if err := s.Put(fmt.Appendf(nil, "k%05d", i), val(i)); err != nil {
+			t.Fatalf("put %d: %v (stats %+v)", i, err, s.Stats())
+		}
+	}
+	st := s.Stats()
+	if st.Size < 40<<20 || st.Growths == 0 || st.InitialSize != 1<<20 || st.MaxSize != 64<<20 {
+		t.Fatalf("after 40 MiB of values: size %d, %d growths, initial %d, max %d", st.Size, st.Growths, st.InitialSize, st.MaxSize)
+	}
+	if st.Size > 64<<20 {
+		t.Fatalf("grew past MaxSize: %d", st.Size)
+	}
+	for _, r := range []*Store{s, other} {
+		for i := range n {
+			v, err := r.Get(fmt.Appendf(nil, "k%05d", i))
+			if err != nil || !bytes.Equal(v, val(i)) {
+				t.Fatalf("get %d: %d bytes, %v", i, len(v), err)
+			}
+		}
+	}
+	// The other Store writes into the grown space too.
+	if err := other.Put([]byte("from-other"), bytes.Repeat([]byte("x"), 100000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGrowStopsAtMaxSize: past MaxSize a put gets ErrFull that says the
+// store is at its maximum, and what was written stays.
+func TestGrowStopsAtMaxSize(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 4 << 20})
+	var err error
+	i := 0
+	for ; i < 10000; i++ {
+		if err = s.Put(fmt.Appendf(nil, "k%05d", i), bytes.Repeat([]byte{1}, 4000)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "maximum size") {
+		t.Fatalf("put %d: %v", i, err)
+	}
+	st := s.Stats()
+	if st.Size != 4<<20 {
+		t.Fatalf("size %d at ErrFull, want MaxSize", st.Size)
+	}
+	if st.BlockBytes < st.HeapSize*8/10 {
+		t.Fatalf("ErrFull with %d of %d heap bytes in entries", st.BlockBytes, st.HeapSize)
+	}
+	for j := range i {
+		if _, err := s.Get(fmt.Appendf(nil, "k%05d", j)); err != nil {
+			t.Fatalf("get %d: %v", j, err)
+		}
+	}
+}
+
+// TestGrowByHand: Grow enlarges a store ahead of need, to at least the
+// size asked; past MaxSize it refuses with ErrTooLarge; a fixed-size
+// store (Size alone) cannot grow.
+func TestGrowByHand(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 256 << 20})
+	if err := s.Grow(100 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Size < 100<<20 || st.Size > 256<<20 || st.Growths < 2 {
+		t.Fatalf("after Grow(100 MiB): size %d, %d growths", st.Size, st.Growths)
+	}
+	if err := s.Grow(1 << 30); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Grow past MaxSize: %v", err)
+	}
+	before := s.Stats().Size
+	if err := s.Grow(2 << 20); err != nil || s.Stats().Size != before {
+		t.Fatalf("Grow below the size: %v, size %d -> %d", err, before, s.Stats().Size)
+	}
+	fixed := newStore(t, &Options{Size: 1 << 20})
+	if st := fixed.Stats(); st.MaxSize != 1<<20 {
+		t.Fatalf("a store given only Size has MaxSize %d", st.MaxSize)
+	}
+	if err := fixed.Grow(2 << 20); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Grow of a fixed store: %v", err)
+	}
+}
+
+// TestDefaultStoreGrows: a store created with no sizes starts small and
+// may grow up to /dev/shm's size.
+func TestDefaultStoreGrows(t *testing.T) {
+	s := newStore(t, nil)
+	st := s.Stats()
+	if st.Size != DefaultSize || st.MaxSize < st.Size || st.MaxSize != max(shmCapacity(), DefaultSize) {
+		t.Fatalf("default store: size %d, max %d (/dev/shm %d)", st.Size, st.MaxSize, shmCapacity())
+	}
+	if _, err := Create(testName(t), &Options{Size: 4 << 20, MaxSize: 2 << 20}); err == nil || !strings.Contains(err.Error(), "below Size") {
+		t.Fatalf("MaxSize below Size: %v", err)
+	}
+}
