@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/layout"
 )
@@ -158,6 +160,10 @@ func (s *Store) Stats() Stats {
 		st.HugePageBytes = hugeMapped(s.m.addr())
 	}
 	st.Backing = s.backing(st.HugePageBytes)
+	var fst unix.Stat_t
+	if unix.Fstat(s.obj.fd(), &fst) == nil {
+		st.ObjectBytes = fst.Size
+	}
 	if uid, perm, err := s.obj.owner(); err == nil {
 		st.Mode, st.Owner, st.OwnerName = perm, uid, userName(uid)
 	}
