@@ -42,7 +42,7 @@ const (
 var ErrGeometry = errors.New("shmkv: cannot lay out a region")
 
 // Plan lays out a region of size bytes, which may grow to maxSize (0: size),
-// that indexes up to maxEntries entries (0: one per 128 bytes of region).
+// that holds up to maxEntries keys (0: no limit but the region's).
 // The journal is sized for what the region may become, up to 4 MiB, so a
 // store created small and growable still takes batches of 64 mutations.
 func Plan(size, maxSize, maxEntries uint64) (Geometry, error) {
@@ -51,10 +51,20 @@ func Plan(size, maxSize, maxEntries uint64) (Geometry, error) {
 	}
 	size &^= EntryAlign - 1
 	maxSize = max(maxSize&^(EntryAlign-1), size)
-	if maxEntries == 0 {
-		maxEntries = size / 128
+	// The first index table holds maxEntries, which is then also the
+	// ceiling on keys. With no ceiling, a region that may grow starts with
+	// one entry per KiB, and the index grows with the keys
+	// (store/migrate.go); one of fixed size has one entry per 128 bytes,
+	// as before growth, so its index grows (into the heap, where tables
+	// are blocks compaction cannot move) only past that.
+	first := size / 128
+	switch {
+	case maxEntries != 0:
+		first = maxEntries
+	case maxSize > size:
+		first = size / 1024
 	}
-	maxEntries = max(maxEntries, 16)
+	first = max(first, 16)
 	var g Geometry
 	g.Size = size
 	g.SlotsOff = HeaderSize
@@ -66,12 +76,12 @@ func Plan(size, maxSize, maxEntries uint64) (Geometry, error) {
 	// always, MaxProbe buckets are never all full in practice, and the index
 	// costs 64/6 bytes per entry at capacity. Any count works: a key's home
 	// bucket is its hash scaled to NumBuckets (Home), not masked.
-	g.NumBuckets = (maxEntries + 5) / 6
+	g.NumBuckets = (first + 5) / 6
 	g.MaxEntries = maxEntries
 	g.HeapOff = alignUp(g.IndexOff+g.NumBuckets*BucketSize, 4096)
 	if g.HeapOff+64<<10 > size {
 		return Geometry{}, fmt.Errorf("%w: %d bytes leave no room for data after an index of %d entries (raise the size or lower the entry count)",
-			ErrGeometry, size, maxEntries)
+			ErrGeometry, size, first)
 	}
 	g.HeapSize = size - g.HeapOff
 	return g, nil
@@ -122,7 +132,7 @@ func (g Geometry) Check() error {
 		return bad("index at %#x overlaps the journal", g.IndexOff)
 	case g.NumBuckets == 0 || g.NumBuckets > g.Size/BucketSize:
 		return bad("%d buckets", g.NumBuckets)
-	case g.MaxEntries == 0 || g.MaxEntries > g.NumBuckets*BucketSlots:
+	case g.MaxEntries > g.NumBuckets*BucketSlots:
 		return bad("%d entries for %d buckets", g.MaxEntries, g.NumBuckets)
 	case g.HeapOff < g.IndexOff+g.NumBuckets*BucketSize || g.HeapOff%EntryAlign != 0 || g.HeapOff >= g.Size:
 		return bad("heap at %#x", g.HeapOff)

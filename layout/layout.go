@@ -117,44 +117,62 @@ type Header struct {
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
 	_         [AllocOff - FreeListsOff - NumClasses*8]byte
 	Alloc     Alloc // 3840
-	_         [GrowOff - AllocOff - AllocSize]byte
 	Grow      Grow  // 3968
 	Index     Index // 4032
 }
 
-// Grow is the region's published size, alone on its cache line: readers
-// load Size to bound every offset they follow (store/GROWTH.md). Only the
-// writer changes it, in a journaled step, after the object has been
-// extended; it never exceeds the object's length or MaxSize.
+// Grow is the region's published size, alone on its cache line with the
+// index's generation: readers load both on every lookup
+// (store/GROWTH.md). Only the writer changes them. Size changes in a
+// journaled step after the object has been extended, and never exceeds
+// the object's length or MaxSize.
 type Grow struct {
 	Size    atomic.Uint64 // 0: bytes of the region in use, published
 	Growths atomic.Uint64 // 8: growths committed
-	_       [CacheLine - 16]byte
+	// IndexGen selects the index descriptor in force, Index.Desc[IndexGen
+	// & 1], and rises by one each time the writer publishes another (it
+	// fills the other one first). It never goes back: undo moves it
+	// forward to the old value's parity (UndoGen). A reader that loads
+	// the same IndexGen before and after a lookup used tables that were
+	// not freed meanwhile.
+	IndexGen atomic.Uint64 // 16
+	_        [CacheLine - 24]byte
 }
 
-// Index describes the index tables (store/GROWTH.md section 3): the
-// current one, and while a migration runs the old one whose keys move to
-// it, bucket by bucket from Cursor. The first table lies at the header's
-// IndexOff; later ones are heap blocks (Entry.Flags EntryIndex). Only the
-// writer changes these words, through the journal, except Gen: a
-// counter that rises (never undone) around each change of the tables,
-// which readers load before and after a lookup.
+// Index holds the two index descriptors (see Grow.IndexGen).
 type Index struct {
-	Gen        atomic.Uint64 // 0: odd while the descriptor changes
-	Off        atomic.Uint64 // 8: the current table's first bucket
-	Buckets    atomic.Uint64 // 16
-	OldOff     atomic.Uint64 // 24: the table being migrated (0: none)
-	OldBuckets atomic.Uint64 // 32
-	Cursor     atomic.Uint64 // 40: old buckets migrated so far
-	Migrations atomic.Uint64 // 48: migrations finished
-	_          uint64
+	Desc [2]IndexDesc
 }
+
+// IndexDesc describes the index tables: the current one, and while a
+// migration runs the old one, whose keys move to the current one bucket by
+// bucket (Alloc.IndexCursor). The first table lies at the header's
+// IndexOff; later ones are heap blocks whose Entry.Flags is EntryIndex,
+// with the buckets at IndexTableOff in the block.
+type IndexDesc struct {
+	Off        atomic.Uint64 // 0: the current table's first bucket
+	Buckets    atomic.Uint64 // 8
+	OldOff     atomic.Uint64 // 16: the table being migrated (0: none)
+	OldBuckets atomic.Uint64 // 24
+}
+
+// EntryIndex in Entry.Flags marks a heap block that holds an index table.
+const EntryIndex uint8 = 1
+
+// IndexTableBuckets is where the buckets start in an index table's block
+// at off: the first cache line past the block's header and free-list
+// links (bytes 0-23), so that freeing the block writes no bucket.
+func IndexTableBuckets(off uint64) uint64 { return (off + 24 + CacheLine - 1) &^ (CacheLine - 1) }
+
+// IndexTableBlock is the block size of a table of n buckets: room for the
+// header, the alignment, the buckets and the footer a free block has.
+func IndexTableBlock(n uint64) uint64 { return 2*CacheLine + n*BucketSize }
 
 // ClassWords is the number of words in Alloc.NonEmpty.
 const ClassWords = (NumClasses + 63) / 64
 
 // AllocSize is the size of Alloc.
-const AllocSize = 7*8 + ClassWords*8
+const AllocSize = 9*8 + ClassWords*8
 
 // Alloc is the allocator's state beyond the free lists. Only the writer
 // writes it.
@@ -181,6 +199,10 @@ type Alloc struct {
 	LazyBytes atomic.Uint64 // 48
 	// NonEmpty has bit c set when free list c is not empty.
 	NonEmpty [ClassWords]atomic.Uint64 // 56
+	// IndexCursor is how many old buckets a migration has moved;
+	// Migrations counts the migrations finished.
+	IndexCursor atomic.Uint64 // 112
+	Migrations  atomic.Uint64 // 120
 }
 
 // Lock is the writer lock, alone on its cache line so waiters spinning on it
@@ -262,6 +284,12 @@ const (
 	IntentInsert    uint32 = 1 // slot was empty
 	IntentOverwrite uint32 = 2 // slot held another entry of the same key
 	IntentDelete    uint32 = 3 // slot becomes empty
+	// IntentMove moves a key's slot word from the old index table to the
+	// current one during a migration: New is the word, Slot the slot in
+	// the current table, Old the slot in the old table (an offset, not a
+	// word). Apply stores New into Slot, then 0 into Old; both are
+	// idempotent, never logged, and no block changes.
+	IntentMove uint32 = 4
 )
 
 // IntentSuperseded marks an intent whose slot a later intent of the same
@@ -285,6 +313,7 @@ type Intent struct {
 const (
 	UndoPlain uint64 = 0 // restore Old
 	UndoSeq   uint64 = 1 // first word of a block: restore Size, move Seq forward to Old's parity
+	UndoGen   uint64 = 2 // Grow.IndexGen: move it forward to Old's parity
 	UndoKind  uint64 = 7
 )
 
@@ -385,6 +414,10 @@ const (
 	_ = unsafe.Offsetof(Header{}.Index) - IndexDescOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Index{})
 	_ = unsafe.Sizeof(Index{}) - CacheLine
+	_ = uintptr(IndexGenOff) - (GrowOff + unsafe.Offsetof(Grow{}.IndexGen))
+	_ = (GrowOff + unsafe.Offsetof(Grow{}.IndexGen)) - uintptr(IndexGenOff)
+	_ = uintptr(IndexCursorOff) - (AllocOff + unsafe.Offsetof(Alloc{}.IndexCursor))
+	_ = (AllocOff + unsafe.Offsetof(Alloc{}.IndexCursor)) - uintptr(IndexCursorOff)
 
 	_ = uintptr(SnapshotOff) - (LockOff + unsafe.Offsetof(Lock{}.Snapshot))
 	_ = (LockOff + unsafe.Offsetof(Lock{}.Snapshot)) - uintptr(SnapshotOff)
@@ -428,11 +461,14 @@ const (
 
 // Offsets of the Alloc words a transaction changes.
 const (
-	CursorOff    = AllocOff + 8
-	LazyBytesOff = AllocOff + 48
-	NonEmptyOff  = AllocOff + 56
-	GrowSizeOff  = GrowOff + 0
-	GrowthsOff   = GrowOff + 8
+	CursorOff      = AllocOff + 8
+	LazyBytesOff   = AllocOff + 48
+	NonEmptyOff    = AllocOff + 56
+	GrowSizeOff    = GrowOff + 0
+	GrowthsOff     = GrowOff + 8
+	IndexGenOff    = GrowOff + 16
+	IndexCursorOff = AllocOff + 112
+	MigrationsOff  = AllocOff + 120
 )
 
 // FreeListOff is the offset of class c's free list head.

@@ -156,7 +156,7 @@ func TestBatchFilledToTheLastUndoRecord(t *testing.T) {
 	var keys [][]byte
 	for i := 0; len(keys) < 910; i++ {
 		k := []byte(fmt.Sprintf("k%d", i))
-		if s.home(hashKey(k)) == home {
+		if s.cur().home(hashKey(k)) == home {
 			keys = append(keys, k)
 		}
 	}

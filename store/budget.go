@@ -63,6 +63,7 @@ const (
 	mutDelete                   // free the block and lower Overflow after the commit
 	mutMove                     // compaction: a new block for the same entry; free the old one
 	mutSettle                   // compaction: merge a free block with its free neighbours
+	mutMigrate                  // a migration's move: raise Overflow on probed buckets of the new table
 )
 
 // undoBudget is the records one mutation writes before the commit (pre)
@@ -78,6 +79,8 @@ func undoBudget(k mutKind, probed uint64) (pre, post uint64) {
 		return 0, undoFree + probed
 	case mutSettle:
 		return undoSettle, 0
+	case mutMigrate:
+		return probed, 0
 	default: // mutMove
 		return undoMove, undoFree
 	}
@@ -107,8 +110,16 @@ func (s *Store) replayBudget(its []layout.Intent) uint64 {
 	for i := range its {
 		it := &its[i]
 		switch {
+		case it.Kind == layout.IntentMove:
+			// publishes and clears slots only, unlogged
 		case it.Kind == layout.IntentDelete:
-			_, post := undoBudget(mutDelete, s.distance(it.Home, s.bucketOfSlot(it.Slot)))
+			var d uint64 = layout.MaxProbe
+			if v, err := s.view(); err == nil {
+				if tb := v.tableOf(it.Slot); tb != nil {
+					d = tb.distance(it.Home, tb.bucketOfSlot(it.Slot))
+				}
+			}
+			_, post := undoBudget(mutDelete, d)
 			need += post
 		case it.Old != 0:
 			_, post := undoBudget(mutOverwrite, 0)

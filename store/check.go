@@ -228,7 +228,7 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 				v.add("%v", err)
 			} else if slack := e.size - layout.EntryHeader - e.kl - e.vl; slack > layout.MaxSlack {
 				v.add("entry at %#x: slack of %d bytes in a block of %d", off, slack, e.size)
-			} else if layout.EntrySum(hashKey(s.key(e)), s.value(e)) != e.sum {
+			} else if e.e.Flags&layout.EntryIndex == 0 && layout.EntrySum(hashKey(s.key(e)), s.value(e)) != e.sum {
 				v.add("entry at %#x (key %s): its key and value fail its checksum", off, QuoteKey(s.key(e)))
 			}
 			blocks[off] = live
@@ -299,22 +299,52 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 // pass met, no entry is named twice, each slot's tag and distance from
 // home fit its key's hash, and each bucket's Overflow counts the keys
 // that probe past it. It marks each named entry seen and counts them.
+// While a migration runs it checks both tables; the old one's buckets
+// below the cursor are empty, and its Overflow counts may be higher than
+// needed (moves leave them, which only lengthens lookups).
 func (s *Store) checkIndex(v *violations, t *tally) {
-	g := &s.geo
-	overflow := make([]uint32, g.NumBuckets)
-	for bi := uint64(0); bi < g.NumBuckets; bi++ {
-		if next := s.skipHole(bi); next != bi {
+	iv, err := s.view()
+	if err != nil {
+		v.add("index: %v", err)
+		return
+	}
+	for _, tb := range []*itable{&iv.cur, &iv.old} {
+		if tb.n == 0 {
+			continue
+		}
+		if tb.blk != 0 {
+			// A table in the heap: its block is reached from here.
+			if r := t.reach(tb.blk, live); r != reachOK {
+				v.add("index table %#x is not a block of its own", tb.blk)
+			}
+		}
+		old := tb == &iv.old
+		cursor := uint64(0)
+		if old {
+			cursor = s.hdr.Alloc.IndexCursor.Load()
+		}
+		s.checkTable(v, t, tb, old, cursor)
+	}
+}
+
+func (s *Store) checkTable(v *violations, t *tally, tb *itable, old bool, cursor uint64) {
+	overflow := make([]uint32, tb.n)
+	for bi := uint64(0); bi < tb.n; bi++ {
+		if next := s.skipHole(tb, bi); next != bi {
 			bi = next - 1
 			continue
 		}
-		b := s.bucket(bi)
+		b := tb.bucket(bi)
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
 				continue
 			}
 			off := layout.SlotOffset(w)
-			at := slotOff(s.bucketOff(bi), i)
+			at := slotOff(tb.bucketOff(bi), i)
+			if old && bi < cursor {
+				v.add("index slot %#x of the old table, below the migration's cursor %d, is not empty", at, cursor)
+			}
 			switch t.reach(off, live) {
 			case reachWrongKind:
 				v.add("index slot %#x names %#x, which is not a live entry", at, off)
@@ -329,25 +359,29 @@ func (s *Store) checkIndex(v *violations, t *tally) {
 				v.add("index slot %#x: %v", at, err)
 				continue
 			}
+			if e.e.Flags&layout.EntryIndex != 0 {
+				v.add("index slot %#x names an index table's block %#x", at, off)
+				continue
+			}
 			t.liveBytes += e.size
 			t.kvBytes += e.kl + e.vl
 			h := hashKey(s.key(e))
 			if layout.Tag(h) != layout.SlotTag(w) {
 				v.add("index slot %#x: tag %#x, key hashes to tag %#x", at, layout.SlotTag(w), layout.Tag(h))
 			}
-			home := layout.Home(h, g.NumBuckets)
-			d := (bi + g.NumBuckets - home) % g.NumBuckets
+			home := tb.home(h)
+			d := tb.distance(home, bi)
 			if d >= layout.MaxProbe {
 				v.add("index slot %#x: key is %d buckets from home, at most %d allowed", at, d, layout.MaxProbe-1)
 				continue
 			}
 			for j := range d {
-				overflow[(home+j)%g.NumBuckets]++
+				overflow[tb.wrap(home+j)]++
 			}
 		}
 	}
-	for bi := uint64(0); bi < g.NumBuckets; bi++ {
-		if next := s.skipHole(bi); next != bi {
+	for bi := uint64(0); bi < tb.n; bi++ {
+		if next := s.skipHole(tb, bi); next != bi {
 			bi = next - 1 // a hole: zero Overflow throughout
 			for j := bi + 1; j < next; j++ {
 				if overflow[j] != 0 {
@@ -356,8 +390,8 @@ func (s *Store) checkIndex(v *violations, t *tally) {
 			}
 			continue
 		}
-		if got := s.bucket(bi).Overflow.Load(); got != overflow[bi] {
-			v.add("bucket %d: overflow %d, %d keys probe past it", bi, got, overflow[bi])
+		if got := tb.bucket(bi).Overflow.Load(); got != overflow[bi] && (!old || got < overflow[bi]) {
+			v.add("bucket %d of the table at %#x: overflow %d, %d keys probe past it", bi, tb.off, got, overflow[bi])
 		}
 	}
 }
@@ -379,7 +413,7 @@ func (s *Store) checkCounts(v *violations, t *tally) {
 	if c := m.Count.Load(); c != t.count {
 		v.add("count %d, index holds %d", c, t.count)
 	}
-	if t.count > g.MaxEntries {
+	if g.MaxEntries != 0 && t.count > g.MaxEntries {
 		v.add("%d entries, more than the %d allowed", t.count, g.MaxEntries)
 	}
 	if b := m.BlockUsed.Load(); b != t.liveBytes {

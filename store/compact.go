@@ -141,7 +141,7 @@ func (s *Store) compact(ctx context.Context, fn func(CompactProgress)) (CompactP
 // compacts in transactions of its own, and plans the mutations made so far
 // again. It returns ErrFull, saying which room is missing, when even a full
 // pass cannot make room for them and size. REQUIRES: the writer lock.
-func (t *txn) makeRoom(size uint64) error {
+func (t *txn) makeRoom(size uint64, index bool) error {
 	s := t.s
 	ops, total, largest, err := t.snapshot()
 	if err != nil {
@@ -160,9 +160,14 @@ func (t *txn) makeRoom(size uint64) error {
 	// so that churn does not make it grow.
 	var cerr error
 	top, err := s.top()
-	if err != nil {
+	switch {
+	case err != nil:
 		cerr = err
-	} else {
+	case index:
+		// The index is full: finish any migration, and grow it to hold
+		// what the store counts and what this transaction inserts.
+		cerr = s.growIndex(s.hdr.Meta.Count.Load() + uint64(max(t.inserts, 0)) + 1 + uint64(len(ops)))
+	default:
 		need, free := size+total, s.hdr.Meta.FreeBytes.Load()+s.geo.Size-top
 		fits := free >= need+s.reserve(largest)
 		grew := false
@@ -460,6 +465,14 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		}
 		if err != nil {
 			return r, err
+		}
+		if b.e.Flags&layout.EntryIndex != 0 {
+			// An index table never moves (readers hold its offset): the
+			// gap ends here. Once nothing is planned, pass it.
+			if t.nIntents == 0 {
+				next = q + b.size
+			}
+			break
 		}
 		need := layout.BlockSize(b.kl, b.vl)
 		if need > cur.size {

@@ -98,9 +98,9 @@ func TestCheckFindsDamage(t *testing.T) {
 		want   string
 	}{
 		{"count", func(s *Store) { s.hdr.Meta.Count.Add(1) }, "count"},
-		{"overflow", func(s *Store) { s.bucket(3).Overflow.Add(1) }, "overflow"},
+		{"overflow", func(s *Store) { s.cur().bucket(3).Overflow.Add(1) }, "overflow"},
 		{"slot outside heap", func(s *Store) {
-			s.bucket(0).Slots[0].Store(layout.SlotWord(1, s.geo.HeapOff-16))
+			s.cur().bucket(0).Slots[0].Store(layout.SlotWord(1, s.geo.HeapOff-16))
 		}, "not a live entry"},
 		{"entry seq", func(s *Store) {
 			s.Range(func(k, _ []byte) bool {
@@ -290,14 +290,14 @@ func TestCorruptTopAndJournal(t *testing.T) {
 		{"top misaligned", func(s *Store) { s.hdr.Meta.Top.Store(s.geo.HeapOff + 4098) }},
 		{"intent far from home", func(s *Store) {
 			p, _ := s.find([]byte("7"), hashKey([]byte("7")), nil)
-			far := (s.bucketOfSlot(p.slot) + s.geo.NumBuckets - layout.MaxProbe) % s.geo.NumBuckets
+			far := (s.cur().bucketOfSlot(p.slot) + s.cur().n - layout.MaxProbe) % s.cur().n
 			*s.intentRec(0) = layout.Intent{Kind: layout.IntentDelete, Slot: p.slot, Old: p.word, Home: far}
 			s.journal().NumIntents.Store(1)
 			s.journal().State.Store(layout.JournalCommitted)
 		}},
 		{"replay overflows the log", func(s *Store) {
 			p, _ := s.find([]byte("7"), hashKey([]byte("7")), nil)
-			*s.intentRec(0) = layout.Intent{Kind: layout.IntentDelete, Slot: p.slot, Old: p.word, Home: s.home(p.h)}
+			*s.intentRec(0) = layout.Intent{Kind: layout.IntentDelete, Slot: p.slot, Old: p.word, Home: p.home}
 			jh := s.journal()
 			jh.NumIntents.Store(1)
 			jh.NumUndo.Store(s.geo.MaxUndo)

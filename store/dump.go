@@ -225,7 +225,7 @@ func (w *heapWalker) feed(b []byte) error {
 			if err != nil {
 				return err
 			}
-			if free {
+			if free || b[11]&layout.EntryIndex != 0 { // free, or an index table
 				n := min(size, uint64(len(b)))
 				b, w.off, w.skip = b[n:], w.off+n, size-n
 				continue
@@ -249,12 +249,15 @@ func (w *heapWalker) feed(b []byte) error {
 			if err != nil {
 				return err
 			}
-			if free {
+			if free || (len(w.part) >= layout.EntryHeader && w.part[11]&layout.EntryIndex != 0) {
 				w.skip = size - uint64(len(w.part))
 				w.part = w.part[:0]
 				continue
 			}
 			need = size
+			if len(w.part) < layout.EntryHeader {
+				need = layout.EntryHeader // its flags first: an index table is not gathered
+			}
 		}
 		n := min(need-uint64(len(w.part)), uint64(len(b)))
 		w.part = append(w.part, b[:n]...)
@@ -271,7 +274,7 @@ func (w *heapWalker) feed(b []byte) error {
 			}
 			continue
 		}
-		if uint64(len(w.part)) == need && need > 8 {
+		if uint64(len(w.part)) == need && need > layout.EntryHeader {
 			if err := w.entry(w.part); err != nil {
 				return err
 			}
@@ -305,6 +308,9 @@ func (w *heapWalker) entry(b []byte) error {
 	size := uint64(len(b))
 	if seq&1 != 0 {
 		return w.bad("an allocated block with an odd Seq at the snapshot's instant")
+	}
+	if b[11]&layout.EntryIndex != 0 {
+		return nil // an index table, not an entry
 	}
 	if layout.EntryHeader+kl+slack > size {
 		return w.bad("key of %d bytes and slack of %d in a block of %d", kl, slack, size)

@@ -29,3 +29,12 @@ func newStore(t testing.TB, opts *Options) *Store {
 	})
 	return s
 }
+
+// cur is the store's current index table.
+func (s *Store) cur() *itable {
+	v, err := s.view()
+	if err != nil {
+		panic(err)
+	}
+	return &v.cur
+}

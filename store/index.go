@@ -19,33 +19,144 @@ import (
 
 func hashKey(key []byte) uint64 { return layout.KeyHash(key) }
 
-// bucket and bucketOff are bucket i and its offset, i taken modulo
-// NumBuckets (wrap), so a probe can run off the end and wrap.
-func (s *Store) bucket(i uint64) *layout.Bucket { return &s.buckets[s.wrap(i)] }
+// itable is one index table as this process checked it: its first
+// bucket's offset, its bucket count, and a view of its buckets.
+type itable struct {
+	off uint64 // the first bucket
+	n   uint64
+	b   []layout.Bucket
+	blk uint64 // the heap block holding it; 0 for the first table
+}
 
-func (s *Store) bucketOff(i uint64) uint64 { return s.geo.IndexOff + s.wrap(i)*layout.BucketSize }
+// indexView is the index as of one Grow.IndexGen: the current table, and
+// while a migration runs (old.n != 0) the old one (migrate.go).
+type indexView struct {
+	gen      uint64
+	cur, old itable
+}
 
-// wrap takes a bucket number past the end of the index back into it.
-func (s *Store) wrap(b uint64) uint64 {
-	if n := uint64(len(s.buckets)); b >= n {
-		b %= n
+// view is the index in force. Readers call it once per lookup and check
+// IndexGen again after it (indexMoved). It reads the descriptor again only
+// when IndexGen has changed.
+func (s *Store) view() (*indexView, error) {
+	g := s.hdr.Grow.IndexGen.Load()
+	if v := s.idx.Load(); v != nil && v.gen == g {
+		return v, nil
+	}
+	return s.loadView(g)
+}
+
+// indexMoved reports whether the index changed since v: a lookup made in v
+// must be made again, as v's tables may have been freed.
+func (s *Store) indexMoved(v *indexView) bool {
+	loadFence()
+	return s.hdr.Grow.IndexGen.Load() != v.gen
+}
+
+// loadView reads and checks the descriptor IndexGen g selects. The writer
+// fills a descriptor before it makes IndexGen select it and never writes
+// the one selected, so a copy taken while IndexGen stayed g is whole.
+func (s *Store) loadView(g uint64) (*indexView, error) {
+	for attempt := 0; ; attempt++ {
+		d := &s.hdr.Index.Desc[g&1]
+		off, n, oo, on := d.Off.Load(), d.Buckets.Load(), d.OldOff.Load(), d.OldBuckets.Load()
+		loadFence()
+		if g2 := s.hdr.Grow.IndexGen.Load(); g2 != g {
+			if attempt >= 1<<20 {
+				return nil, fmt.Errorf("%w: index descriptor never stable", ErrCorrupt)
+			}
+			g = g2
+			continue
+		}
+		v := &indexView{gen: g}
+		lim := s.limit()
+		var err error
+		if v.cur, err = s.tableAt(off, n, lim); err != nil {
+			return nil, err
+		}
+		if oo != 0 || on != 0 {
+			if v.old, err = s.tableAt(oo, on, lim); err != nil {
+				return nil, err
+			}
+			if v.old.off < v.cur.off+n*layout.BucketSize && v.cur.off < v.old.off+on*layout.BucketSize {
+				return nil, fmt.Errorf("%w: index tables at %#x and %#x overlap", ErrCorrupt, off, oo)
+			}
+		}
+		s.idx.Store(v)
+		return v, nil
+	}
+}
+
+// tableAt checks a table the descriptor names: the first table at
+// IndexOff, or a heap block below lim (the descriptor names the block;
+// the buckets start at the first cache line past its links,
+// layout.IndexTableBuckets).
+func (s *Store) tableAt(off, n, lim uint64) (itable, error) {
+	g := &s.geo
+	tb := itable{off: off, n: n}
+	ok := n > 0
+	if off == g.IndexOff {
+		ok = ok && n == g.NumBuckets
+	} else {
+		tb.blk, tb.off = off, layout.IndexTableBuckets(off)
+		ok = ok && off >= g.HeapOff && off%layout.EntryAlign == 0 && off < lim &&
+			n <= (lim-off)/layout.BucketSize && layout.IndexTableBlock(n) <= lim-off
+	}
+	if !ok {
+		return itable{}, fmt.Errorf("%w: index table of %d buckets at %#x", ErrCorrupt, n, off)
+	}
+	b, err := offsetptr.SliceAt[layout.Bucket](s.r, offsetptr.Offset(tb.off), n)
+	if err != nil {
+		return itable{}, fmt.Errorf("%w: index table: %v", ErrCorrupt, err)
+	}
+	tb.b = b
+	return tb, nil
+}
+
+// bucket and bucketOff are bucket i and its offset, i taken modulo n
+// (wrap), so a probe can run off the end and wrap.
+func (t *itable) bucket(i uint64) *layout.Bucket { return &t.b[t.wrap(i)] }
+
+func (t *itable) bucketOff(i uint64) uint64 { return t.off + t.wrap(i)*layout.BucketSize }
+
+// wrap takes a bucket number past the end of the table back into it.
+func (t *itable) wrap(b uint64) uint64 {
+	if b >= t.n {
+		b %= t.n
 	}
 	return b
 }
 
-func (s *Store) home(h uint64) uint64 { return layout.Home(h, s.geo.NumBuckets) }
+func (t *itable) home(h uint64) uint64 { return layout.Home(h, t.n) }
 
 // distance is how many buckets a probe from home walks to reach bucket.
-func (s *Store) distance(home, bucket uint64) uint64 {
-	// NB: both are < NumBuckets, so no division (a DIV is tens of cycles).
+func (t *itable) distance(home, bucket uint64) uint64 {
+	// NB: both are < n, so no division (a DIV is tens of cycles).
 	if bucket >= home {
 		return bucket - home
 	}
-	return bucket + s.geo.NumBuckets - home
+	return bucket + t.n - home
 }
 
-func (s *Store) bucketOfSlot(slotOff uint64) uint64 {
-	return (slotOff - s.geo.IndexOff) / layout.BucketSize
+func (t *itable) bucketOfSlot(slotOff uint64) uint64 {
+	return (slotOff - t.off) / layout.BucketSize
+}
+
+// hasSlot reports whether off is the offset of a slot word of the table.
+func (t *itable) hasSlot(off uint64) bool {
+	return t.n != 0 && off >= t.off && off < t.off+t.n*layout.BucketSize &&
+		off%8 == 0 && (off-t.off)%layout.BucketSize != 0
+}
+
+// tableOf is the table of v that holds slot off, or nil.
+func (v *indexView) tableOf(off uint64) *itable {
+	switch {
+	case v.cur.hasSlot(off):
+		return &v.cur
+	case v.old.hasSlot(off):
+		return &v.old
+	}
+	return nil
 }
 
 func slotOff(bucketOff uint64, i int) uint64 { return bucketOff + 8 + 8*uint64(i) }
@@ -237,11 +348,40 @@ func (s *Store) lookup(key, dst []byte, copyValue bool) (out []byte, found bool,
 }
 
 func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, m readMode) ([]byte, bool, bool, error) {
-	home := s.home(h)
+	v, err := s.view()
+	if err != nil {
+		return dst, false, false, err
+	}
+	// During a migration a key is in the old table until its bucket
+	// moves: the writer stores it in the current table before it clears
+	// the old slot, so looking in the old table first never misses it.
+	if v.old.n != 0 {
+		out, found, retry, err := s.lookupIn(&v.old, h, tag, key, dst, m)
+		if retry {
+			return dst, false, true, nil
+		}
+		if found || err != nil {
+			if s.indexMoved(v) {
+				return dst, false, true, nil
+			}
+			return out, found, false, err
+		}
+	}
+	out, found, retry, err := s.lookupIn(&v.cur, h, tag, key, dst, m)
+	// The tables may have been freed under us: what they said is void.
+	if retry || s.indexMoved(v) {
+		return dst, false, true, nil
+	}
+	return out, found, false, err
+}
+
+// lookupIn is a lookup in one table.
+func (s *Store) lookupIn(t *itable, h uint64, tag uint16, key, dst []byte, m readMode) ([]byte, bool, bool, error) {
+	home := t.home(h)
 	for pos := uint64(0); ; pos++ {
 		var slot *atomic.Uint64
 		var w uint64
-		if pos, slot, w = s.match(home, tag, pos); slot == nil {
+		if pos, slot, w = t.match(home, tag, pos); slot == nil {
 			return dst, false, false, nil
 		}
 		out, _, r := s.readEntry(slot, w, key, h, dst, m)
@@ -251,7 +391,7 @@ func (s *Store) lookupOnce(h uint64, tag uint16, key, dst []byte, m readMode) ([
 		case readRetry:
 			return dst, false, true, nil
 		case readCorrupt:
-			return dst, false, false, badSlot(slotOff(s.bucketOff(home+pos>>3), int(pos&7)), w)
+			return dst, false, false, badSlot(slotOff(t.bucketOff(home+pos>>3), int(pos&7)), w)
 		case readBadSum:
 			return dst, false, false, badSum(key, layout.SlotOffset(w))
 		}
@@ -268,10 +408,10 @@ func badSum(key []byte, off uint64) error {
 // returns the position, the slot and the word of the first slot that
 // carries it. slot is nil once the probe ends: at a bucket with no match
 // and Overflow 0, or after MaxProbe buckets.
-func (s *Store) match(home uint64, tag uint16, pos uint64) (uint64, *atomic.Uint64, uint64) {
-	buckets, t := s.buckets, uint64(tag)
+func (tb *itable) match(home uint64, tag uint16, pos uint64) (uint64, *atomic.Uint64, uint64) {
+	buckets, t := tb.b, uint64(tag)
 	d, i := pos>>3, pos&7
-	b := s.wrap(home + d)
+	b := tb.wrap(home + d)
 	for ; d < layout.MaxProbe; d++ {
 		bk := &buckets[b]
 		for ; i < layout.BucketSlots; i++ {
@@ -299,6 +439,8 @@ type place struct {
 	slot   uint64 // offset of the slot word: the key's, or the first empty one
 	word   uint64 // the slot's current word (0 if empty)
 	b      block  // the entry it names, checked (liveBlock)
+	tbl    *itable
+	home   uint64 // the key's home bucket in tbl
 	probed uint64 // buckets between the home bucket and slot's bucket
 	// deleted: the key's slot is vacated by a delete planned in this
 	// batch; a re-insert of the key reuses it.
@@ -314,6 +456,10 @@ func (t *txn) find(key []byte) (place, error) {
 		return t.s.find(key, h, nil)
 	}
 	s := t.s
+	v, err := s.view()
+	if err != nil {
+		return place{}, err
+	}
 	for i := b.byHash.get(h); i != 0; i = b.chain[i-1] {
 		// NB: each word of the intent is read once: this process wrote it,
 		// but another may have written over it since.
@@ -330,10 +476,11 @@ func (t *txn) find(key []byte) (place, error) {
 		if !bytes.Equal(s.key(e), key) {
 			continue
 		}
-		if !s.isSlot(slot) || s.distance(s.home(h), s.bucketOfSlot(slot)) >= layout.MaxProbe {
+		tb := v.tableOf(slot)
+		if tb == nil || tb.distance(tb.home(h), tb.bucketOfSlot(slot)) >= layout.MaxProbe {
 			return place{}, fmt.Errorf("%w: this batch's intent %d names slot %#x", ErrCorrupt, i-1, slot)
 		}
-		p := place{h: h, tag: layout.Tag(h), slot: slot, probed: s.distance(s.home(h), s.bucketOfSlot(slot))}
+		p := place{h: h, tag: layout.Tag(h), slot: slot, tbl: tb, home: tb.home(h), probed: tb.distance(tb.home(h), tb.bucketOfSlot(slot))}
 		if nw != 0 {
 			p.found, p.word, p.b = true, nw, e
 		} else {
@@ -344,28 +491,38 @@ func (t *txn) find(key []byte) (place, error) {
 	return s.find(key, h, &b.slots)
 }
 
-// isSlot reports whether off is the offset of an index slot word.
-func (s *Store) isSlot(off uint64) bool {
-	g := &s.geo
-	return off >= g.IndexOff && off < g.IndexOff+g.NumBuckets*layout.BucketSize &&
-		off%8 == 0 && (off-g.IndexOff)%layout.BucketSize != 0
+// find locates key (whose hash is h) in the region, skipping the empty
+// slots in reserved. During a migration it looks in the old table first;
+// a new key always goes into the current one. REQUIRES: the writer lock,
+// so nothing changes underneath but what another process scribbles, which
+// each load checks.
+func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
+	v, err := s.view()
+	if err != nil {
+		return place{}, err
+	}
+	if v.old.n != 0 {
+		p, err := s.findIn(&v.old, key, h, nil, false)
+		if err != nil || p.found {
+			return p, err
+		}
+	}
+	return s.findIn(&v.cur, key, h, reserved, true)
 }
 
-// find locates key (whose hash is h) in the region, skipping the empty
-// slots in reserved. REQUIRES: the writer lock, so nothing changes
-// underneath but what another process scribbles, which each load checks.
-func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
-	p := place{h: h}
+// findIn is find in table tb; with free, it also looks for an empty slot
+// for the key.
+func (s *Store) findIn(tb *itable, key []byte, h uint64, reserved *table, free bool) (place, error) {
+	p := place{h: h, tbl: tb, home: tb.home(h)}
 	p.tag = layout.Tag(p.h)
-	home := s.home(h)
 	absent := false // proven absent; still looking for a free slot
 	for d := uint64(0); d < layout.MaxProbe; d++ {
-		boff := s.bucketOff(home + d)
-		b := s.bucket(home + d)
+		boff := tb.bucketOff(p.home + d)
+		b := tb.bucket(p.home + d)
 		for i := range b.Slots {
 			w := b.Slots[i].Load()
 			if w == 0 {
-				if p.slot == 0 && (reserved == nil || reserved.get(slotOff(boff, i)) == 0) {
+				if free && p.slot == 0 && (reserved == nil || reserved.get(slotOff(boff, i)) == 0) {
 					p.slot, p.probed = slotOff(boff, i), d
 				}
 				continue
@@ -387,7 +544,7 @@ func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
 			// find a free slot for it.
 			absent = true
 		}
-		if absent && p.slot != 0 {
+		if absent && (p.slot != 0 || !free) {
 			return p, nil
 		}
 	}
@@ -413,20 +570,20 @@ func (s *Store) kv(b block) []byte {
 }
 
 // probe raises Overflow of the buckets a new key passes on its way from its
-// home bucket to the one it is placed in.
-func (t *txn) probe(home, d uint64) {
+// home bucket to the one it is placed in, in table tb.
+func (t *txn) probe(tb *itable, home, d uint64) {
 	for i := range d {
-		off := t.s.bucketOff(home + i)
+		off := tb.bucketOff(home + i)
 		t.set(off, t.s.word(off).Load()+1) // Overflow is the word's low half
 		faultPoint("probe")
 	}
 }
 
 // unprobe undoes probe for a deleted key.
-func (t *txn) unprobe(home, bucket uint64) {
-	d := t.s.distance(home, bucket)
+func (t *txn) unprobe(tb *itable, home, bucket uint64) {
+	d := tb.distance(home, bucket)
 	for i := range d {
-		off := t.s.bucketOff(home + i)
+		off := tb.bucketOff(home + i)
 		w := t.s.word(off).Load()
 		if uint32(w) == 0 {
 			continue // only reachable through corruption; never go below 0

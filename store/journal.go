@@ -203,7 +203,7 @@ func (t *txn) flushCounts() {
 // addIntent records a publication to perform at commit.
 func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 	it := t.s.intentRec(t.nIntents)
-	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: t.s.home(p.h)}
+	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.home}
 	t.nIntents++
 	storeHalf(&t.jh.NumIntents, t.nIntents)
 	if b := t.batch; b != nil {
@@ -254,12 +254,22 @@ func (s *Store) undo(from, to uint32) error {
 	for i := to; i > from; i-- {
 		rec := s.undoRec(i - 1)
 		off, kind := rec.Off&^layout.UndoKind, rec.Off&layout.UndoKind
-		if !s.mutableWord(off) || kind > layout.UndoSeq {
+		if !s.mutableWord(off) || kind > layout.UndoGen || (kind == layout.UndoGen) != (off == layout.IndexGenOff) {
 			return fmt.Errorf("%w: undo record %d names word %#x (kind %d) outside the mutable region", ErrCorrupt, i-1, off, kind)
 		}
 		w := s.word(off)
 		if kind == layout.UndoPlain {
 			w.Store(rec.Old)
+			continue
+		}
+		if kind == layout.UndoGen {
+			// IndexGen never goes back (a reader that saw it move must not
+			// see it again): forward to the old value's parity, which
+			// selects the old descriptor, never written while it was not
+			// in force.
+			if cur := w.Load(); cur&1 != rec.Old&1 {
+				w.Store(cur + 1)
+			}
 			continue
 		}
 		// UndoSeq: the block's first word is Seq (low 32 bits) and Size.
@@ -288,6 +298,10 @@ func (t *txn) apply() error {
 	if err != nil {
 		return err
 	}
+	v, err := s.view()
+	if err != nil {
+		return err
+	}
 	for i := range its {
 		it := &its[i]
 		if it.Flags&layout.IntentSuperseded != 0 {
@@ -297,10 +311,20 @@ func (t *txn) apply() error {
 		s.cow(it.Slot, 8)
 		storeWord(s.word(it.Slot), it.New)
 		faultPoint("publish")
+		if it.Kind == layout.IntentMove {
+			// A migration's move: the key is in the current table now, so
+			// clear its old slot. Readers look in the old table first.
+			s.cow(it.Old, 8)
+			storeWord(s.word(it.Old), 0)
+			faultPoint("migrate-move")
+		}
 	}
 	var dCount, dBlock, dKV int64
 	for i := range its {
 		it := &its[i]
+		if it.Kind == layout.IntentMove {
+			continue // no block changes
+		}
 		var nb block
 		if it.New != 0 {
 			b, err := s.liveBlock(layout.SlotOffset(it.New))
@@ -335,7 +359,8 @@ func (t *txn) apply() error {
 			dCount++
 		case layout.IntentDelete:
 			dCount--
-			t.unprobe(it.Home, s.bucketOfSlot(it.Slot))
+			tb := v.tableOf(it.Slot) // checkIntent found it
+			t.unprobe(tb, it.Home, tb.bucketOfSlot(it.Slot))
 		}
 		faultPoint("apply")
 	}
@@ -404,11 +429,31 @@ func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
 func (s *Store) checkIntent(it *layout.Intent) error {
 	g := &s.geo
 	okWord := func(w uint64) bool { return w == 0 || g.EntryInHeap(layout.SlotOffset(w)) }
-	if !s.isSlot(it.Slot) || !okWord(it.Old) || !okWord(it.New) || it.Home >= g.NumBuckets ||
-		s.distance(it.Home, s.bucketOfSlot(it.Slot)) >= layout.MaxProbe || it.Flags&^layout.IntentSuperseded != 0 ||
-		it.Kind < layout.IntentInsert || it.Kind > layout.IntentDelete || (it.New == 0) != (it.Kind == layout.IntentDelete) {
+	bad := func() error {
 		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
 			ErrCorrupt, it.Kind, it.Flags, it.Slot, it.Old, it.New, it.Home)
+	}
+	v, err := s.view()
+	if err != nil {
+		return err
+	}
+	tb := v.tableOf(it.Slot)
+	if tb == nil || it.Home >= tb.n || tb.distance(it.Home, tb.bucketOfSlot(it.Slot)) >= layout.MaxProbe ||
+		!okWord(it.New) || it.Flags&^layout.IntentSuperseded != 0 {
+		return bad()
+	}
+	switch it.Kind {
+	case layout.IntentMove:
+		// From the old table into the current one; Old is the old slot.
+		if tb != &v.cur || !v.old.hasSlot(it.Old) || it.New == 0 {
+			return bad()
+		}
+	case layout.IntentInsert, layout.IntentOverwrite, layout.IntentDelete:
+		if !okWord(it.Old) || (it.New == 0) != (it.Kind == layout.IntentDelete) {
+			return bad()
+		}
+	default:
+		return bad()
 	}
 	return nil
 }

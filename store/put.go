@@ -155,6 +155,9 @@ func (s *Store) withLock(ctx context.Context, fn func(t *txn) error, tx bool) (e
 	if !tx {
 		return fn(nil)
 	}
+	if err := s.tendIndex(); err != nil {
+		return err
+	}
 	t := s.begin()
 	err = fn(t)
 	if err == nil {
@@ -246,11 +249,23 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		}
 	}
 	if !p.found {
-		if p.slot == 0 {
-			return fmt.Errorf("%w: no free index slot within %d buckets of the key's home", ErrFull, layout.MaxProbe)
+		n := int64(s.hdr.Meta.Count.Load()) + t.inserts
+		if m := s.geo.MaxEntries; m != 0 && n >= int64(m) {
+			return fmt.Errorf("%w: %d entries, the most this store holds (MaxEntries)", ErrFull, n)
 		}
-		if n := int64(s.hdr.Meta.Count.Load()) + t.inserts; n >= int64(s.geo.MaxEntries) {
-			return fmt.Errorf("%w: %d entries, the most this store's index holds", ErrFull, n)
+		if !p.deleted && (p.slot == 0 || n >= int64(s.indexCapacity())) {
+			// The index must grow first (migrate.go).
+			if t.replaying || t.noCompact {
+				if p.slot == 0 {
+					return fmt.Errorf("%w: no free index slot within %d buckets of the key's home", ErrFull, layout.MaxProbe)
+				}
+				return fmt.Errorf("%w: %d entries, the most the index can hold in this store's room", ErrFull, n)
+			}
+			if err := t.makeRoom(0, true); err != nil {
+				return err
+			}
+			defer func() { t.noCompact = false }()
+			return t.put(key, value, c, old)
 		}
 	}
 	kind := mutInsert
@@ -275,7 +290,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		}
 		// Room may be scattered over free blocks that live ones keep
 		// apart: compact, and plan this mutation again on the new heap.
-		if err := t.makeRoom(size); err != nil {
+		if err := t.makeRoom(size, false); err != nil {
 			return err
 		}
 		defer func() { t.noCompact = false }()
@@ -303,7 +318,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	} else {
 		// Also when re-inserting a key deleted earlier in the batch: that
 		// delete's apply lowers the counts its probe raised.
-		t.probe(s.home(p.h), p.probed)
+		t.probe(p.tbl, p.home, p.probed)
 		p.word = 0
 		t.addIntent(layout.IntentInsert, &p, w)
 		t.inserts++

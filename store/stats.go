@@ -29,8 +29,17 @@ type Stats struct {
 	MaxSize     int64
 	Growths     uint64
 	ObjectBytes int64
-	// IndexBytes is the index's size.
-	IndexBytes int64
+	// IndexBytes is the index's size (both tables while it grows), and
+	// IndexCapacity the keys its current table holds before it grows
+	// again. MaxEntries is the ceiling set at creation, 0 for none.
+	// IndexMigrating says a migration to a bigger table is under way,
+	// IndexMigrated how far (0 to 1), and IndexMigrations counts those
+	// finished.
+	IndexBytes      int64
+	IndexCapacity   int
+	IndexMigrating  bool
+	IndexMigrated   float64
+	IndexMigrations uint64
 
 	KeyValueBytes int64 // key and value bytes of live entries
 	BlockBytes    int64 // heap bytes in live entries' blocks (headers and padding included)
@@ -117,8 +126,8 @@ func (s *Store) Stats() Stats {
 		Name: s.name, Path: s.obj.path, Version: layout.Version,
 		Size: int64(size), HeapSize: int64(size - min(size, g.HeapOff)),
 		InitialSize: int64(h.InitSize), MaxSize: int64(s.maxSize), Growths: h.Grow.Growths.Load(),
-		IndexBytes:    int64(g.NumBuckets * layout.BucketSize),
-		Entries:       int(min(h.Meta.Count.Load(), g.MaxEntries)),
+
+		Entries:       s.Len(),
 		MaxEntries:    int(g.MaxEntries),
 		KeyValueBytes: int64(h.Meta.KVBytes.Load()),
 		BlockBytes:    int64(h.Meta.BlockUsed.Load()),
@@ -150,8 +159,17 @@ func (s *Store) Stats() Stats {
 	st.BytesMoved = int64(h.Alloc.Moved.Load())
 	st.Compactions = h.Alloc.Compactions.Load()
 	st.CompactPasses = h.Alloc.Passes.Load()
+	if v, err := s.view(); err == nil {
+		st.IndexBytes = int64((v.cur.n + v.old.n) * layout.BucketSize)
+		st.IndexCapacity = int(v.cur.n * indexLoad)
+		st.IndexMigrating = v.old.n != 0
+		if st.IndexMigrating {
+			st.IndexMigrated = float64(min(h.Alloc.IndexCursor.Load(), v.old.n)) / float64(v.old.n)
+		}
+	}
+	st.IndexMigrations = h.Alloc.Migrations.Load()
 	if st.Entries > 0 {
-		index := float64(g.NumBuckets * layout.BucketSize)
+		index := float64(st.IndexBytes)
 		st.OverheadPerEntry = (float64(st.BlockBytes-st.KeyValueBytes) + index) / float64(st.Entries)
 	}
 	if s.huge != HugeOff || s.obj.tlb {

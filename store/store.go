@@ -45,9 +45,10 @@ type Store struct {
 	lazyLimit uint64
 	// verify: readers check entry checksums (Options.VerifyReads).
 	verify bool
-	// buckets is the index, and intents and undos the journal's records:
-	// views checked once against geo.
-	buckets []layout.Bucket
+	// idx is the index as this process last checked it (index.go, view).
+	idx atomic.Pointer[indexView]
+	// intents and undos are the journal's records: views checked once
+	// against geo.
 	intents []layout.Intent
 	undos   []layout.Undo
 	flags   uint32
@@ -306,6 +307,9 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 	h.Mode = uint32(o.Mode.Perm())
 	h.CreatedNano = time.Now().UnixNano()
 	h.CreatorPID = uint32(os.Getpid())
+	d := &h.Index.Desc[0]
+	d.Off.Store(g.IndexOff)
+	d.Buckets.Store(g.NumBuckets)
 	h.Meta.Top.Store(g.HeapOff)
 	h.Alloc.Cursor.Store(g.HeapOff)
 	h.Checksum = layout.HeaderChecksum(h)
@@ -491,11 +495,10 @@ func attachMapping(name string, obj *object, m *mapping, o *Options) (*Store, er
 	// Validate checked the published size against the object.
 	s.setSize(h.Grow.Size.Load())
 	s.objLen = s.geo.Size
-	buckets, err := offsetptr.SliceAt[layout.Bucket](r, offsetptr.Offset(s.geo.IndexOff), s.geo.NumBuckets)
-	if err != nil { // Validate has checked the geometry: never, short of a bug
-		return nil, fmt.Errorf("%w: index: %v", ErrCorrupt, err)
+	var err error
+	if _, err = s.view(); err != nil {
+		return nil, err
 	}
-	s.buckets = buckets
 	s.intents, err = offsetptr.SliceAt[layout.Intent](r, offsetptr.Offset(s.geo.IntentsOff()), uint64(s.geo.MaxIntents))
 	if err != nil {
 		return nil, fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
