@@ -40,6 +40,10 @@ type Stats struct {
 	IndexMigrating  bool
 	IndexMigrated   float64
 	IndexMigrations uint64
+	// IndexOldBuckets and IndexMoved are the old table's buckets and how
+	// many have moved, while a migration runs.
+	IndexOldBuckets int64
+	IndexMoved      int64
 
 	KeyValueBytes int64 // key and value bytes of live entries
 	BlockBytes    int64 // heap bytes in live entries' blocks (headers and padding included)
@@ -164,7 +168,9 @@ func (s *Store) Stats() Stats {
 		st.IndexCapacity = int(v.cur.n * indexLoad)
 		st.IndexMigrating = v.old.n != 0
 		if st.IndexMigrating {
-			st.IndexMigrated = float64(min(h.Alloc.IndexCursor.Load(), v.old.n)) / float64(v.old.n)
+			moved := min(h.Alloc.IndexCursor.Load(), v.old.n)
+			st.IndexMigrated = float64(moved) / float64(v.old.n)
+			st.IndexOldBuckets, st.IndexMoved = int64(v.old.n), int64(moved)
 		}
 	}
 	st.IndexMigrations = h.Alloc.Migrations.Load()

@@ -51,40 +51,56 @@ type crashMutation struct {
 	// eager: SHMKV_EAGER_FREE=1 for the run, so the free merges at once
 	// where it would be lazy (an overwrite by a block of the same size).
 	eager bool
+	// setup names a growable store (growthCrashStore) for the mutations of
+	// growth: "grow" (the put must grow the region), "index-start" (the
+	// next transaction starts an index migration), "index-step" (one is
+	// under way) or "index-finish" (the last step of the second, whose old
+	// table is a heap block, comes next).
+	setup string
 }
 
 var crashMutations = []crashMutation{
-	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false, false},
+	{"insert", []string{"put", "ins-key", "fresh"}, "ins-key", "", "fresh", false, false, false, ""},
 	// A block of exactly a freed block's size: taken whole from its free
 	// list, so the next block's SizePrevFree is cleared.
-	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false, false},
+	{"insert-reuse", []string{"put", "reuse-key", strings.Repeat("r", 45)}, "reuse-key", "", strings.Repeat("r", 45), false, false, false, ""},
 	// Larger than any free block: from the never-used space.
-	{"insert-bump", []string{"put", "bump-key", strings.Repeat("u", 5000)}, "bump-key", "", strings.Repeat("u", 5000), false, false, false},
+	{"insert-bump", []string{"put", "bump-key", strings.Repeat("u", 5000)}, "bump-key", "", strings.Repeat("u", 5000), false, false, false, ""},
 	// ow-key and del-key sit between two free blocks: freeing them merges
 	// with both.
 	// The old and new blocks are of one size: the old one is freed lazily,
 	// or, with eager, merges with both neighbours.
-	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, false},
-	{"overwrite-merge", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, true},
+	{"overwrite", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, false, ""},
+	{"overwrite-merge", []string{"put", "ow-key", "replaced"}, "ow-key", "v0", "replaced", false, false, true, ""},
 	// Exactly the size of the lazy block at the bottom of the heap: taken
 	// whole, touching no neighbour.
-	{"insert-lazy", []string{"put", "lz-new", strings.Repeat("z", lzNewLen)}, "lz-new", "", strings.Repeat("z", lzNewLen), false, false, false},
-	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false, false},
-	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false, false},
-	{"delete-before-lazy", []string{"del", "lzpre"}, "lzpre", "p", "", false, false, false},
+	{"insert-lazy", []string{"put", "lz-new", strings.Repeat("z", lzNewLen)}, "lz-new", "", strings.Repeat("z", lzNewLen), false, false, false, ""},
+	{"overwrite-smaller", []string{"put", "big-key", "s"}, "big-key", strings.Repeat("B", 3000), "s", false, false, false, ""},
+	{"delete", []string{"del", "del-key"}, "del-key", "v0", "", false, false, false, ""},
+	{"delete-before-lazy", []string{"del", "lzpre"}, "lzpre", "p", "", false, false, false, ""},
 	// The block just below the heap top: freeing it gives it back to the
 	// never-used space.
-	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false, false},
-	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false},
-	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false},
-	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true, false},
-	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true, false},
+	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false, false, ""},
+	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false, ""},
+	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false, ""},
+	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true, false, ""},
+	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true, false, ""},
 	// No free block holds it and the never-used space is down to its
 	// reserve: the put compacts (moves an entry), then inserts.
-	{"compact-put", []string{"put", "c-key", strings.Repeat("c", 9000)}, "c-key", "", strings.Repeat("c", 9000), false, false, false},
+	{"compact-put", []string{"put", "c-key", strings.Repeat("c", 9000)}, "c-key", "", strings.Repeat("c", 9000), false, false, false, ""},
 	// The same from inside a batch, after two small puts that must be
 	// planned again once compaction has run.
-	{"compact-batch", []string{"batchbig", "cb-key", strings.Repeat("d", 9000)}, "cb-key", "", strings.Repeat("d", 9000), true, false, false},
+	{"compact-batch", []string{"batchbig", "cb-key", strings.Repeat("d", 9000)}, "cb-key", "", strings.Repeat("d", 9000), true, false, false, ""},
+	// Growth: the put finds no room and the store grows (extend the
+	// object, publish the size), then it inserts.
+	{name: "grow-put", args: []string{"put", "g-key", strings.Repeat("G", 100000)}, key: "g-key", newValue: strings.Repeat("G", 100000), setup: "grow"},
+	// The index: the transaction before the put starts a migration
+	// (allocates a table, publishes the descriptor), moves two buckets, or
+	// moves the last and drops the old table.
+	{name: "index-start", args: []string{"put", "ix-key", "v1"}, key: "ix-key", newValue: "v1", setup: "index-start"},
+	{name: "index-step", args: []string{"put", "ix-key", "v1"}, key: "ix-key", old: "v0", newValue: "v1", setup: "index-step"},
+	{name: "index-step-delete", args: []string{"del", "ix-key"}, key: "ix-key", old: "v0", setup: "index-step"},
+	{name: "index-finish", args: []string{"put", "ix-key", "v1"}, key: "ix-key", newValue: "v1", setup: "index-finish"},
 }
 
 const crashSize, crashEntries = 1 << 20, 600
@@ -121,6 +137,9 @@ func crowd(t *testing.T, s *store.Store, key string) {
 // leaves the never-used space 8 KiB above its reserve; and top-key, the
 // block just below the heap top.
 func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
+	if m.setup != "" {
+		return growthCrashStore(t, m)
+	}
 	name := storeName(t)
 	s, err := store.Create(name, &store.Options{Size: crashSize, MaxEntries: crashEntries, LockTimeout: 50 * time.Millisecond})
 	if err != nil {
@@ -178,6 +197,52 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 		t.Fatalf("setup: never-used space is %d bytes, want %d above the reserve %d", tail, 8192, reserve)
 	}
 	return name, s
+}
+
+// growthCrashStore makes the store a growth mutation starts from: a store
+// of 1 MiB that may grow to 8 MiB, with the keys verifyCrash looks for,
+// then brought to the state m.setup names.
+func growthCrashStore(t *testing.T, m crashMutation) (string, *store.Store) {
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 1 << 20, MaxSize: 8 << 20, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k, v string) {
+		if err := s.Put([]byte(k), []byte(v)); err != nil {
+			t.Fatalf("setup: put %s: %v", k, err)
+		}
+	}
+	for i := range 20 {
+		put(fmt.Sprintf("other%d", i), "x")
+	}
+	if m.old != "" {
+		put(m.key, m.old)
+	}
+	if m.setup == "grow" {
+		// Too little never-used space left for the put below, and live data
+		// past 3/4 of the heap with it: a store that may grow grows then,
+		// rather than compacts.
+		st := s.Stats()
+		put("filler", strings.Repeat("f", int(st.TailBytes-st.HeapSize/10-50000)))
+		if st := s.Stats(); st.Growths != 0 {
+			t.Fatalf("setup: the store grew already (%+v)", st)
+		}
+		return name, s
+	}
+	for i := 0; ; i++ {
+		st := s.Stats()
+		left := st.IndexOldBuckets - st.IndexMoved
+		switch {
+		case m.setup == "index-start" && st.Entries >= st.IndexCapacity*3/4,
+			m.setup == "index-step" && st.IndexMigrating && st.IndexMoved > 0 && left > 4,
+			m.setup == "index-finish" && st.IndexMigrating && left <= 2 && st.IndexMigrations > 0:
+			return name, s
+		case i > 100000:
+			t.Fatalf("setup: never reached %s (%+v)", m.setup, st)
+		}
+		put(fmt.Sprintf("fill%05d", i), "f")
+	}
 }
 
 // verifyCrash checks a store after a helper died during m: the mutation is
@@ -262,7 +327,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				verifyCrash(t, s, m, committed, at)
 				// A kill after the journal was cleared leaves only the lock.
 				wantRecoveries := uint64(1)
-				if strings.HasPrefix(at, "idle:") || strings.HasPrefix(at, "compacted:") {
+				if strings.HasPrefix(at, "idle:") || strings.HasPrefix(at, "compacted:") || strings.HasPrefix(at, "grow-extend:") {
 					wantRecoveries = 0
 				}
 				if st := s.Stats(); st.Recoveries != wantRecoveries || st.TakeOvers != 1 {
@@ -308,6 +373,14 @@ func TestCrashDuringRecovery(t *testing.T) {
 		{mutation("compact-put"), "merge-prev:1", false},
 		{mutation("compact-put"), "settle:1", false},
 		{mutation("compact-put"), "last publish", true},
+		// Growth, killed between extending the object and publishing the
+		// size, and in the publication's transaction; an index migration
+		// killed while it publishes its descriptor, after it has moved
+		// keys, and while it frees the old table.
+		{mutation("grow-put"), "grow-publish:1", false},
+		{mutation("index-start"), "index-gen:1", false},
+		{mutation("index-step"), "migrate-move:1", false},
+		{mutation("index-finish"), "index-free:1", false},
 	}
 	for _, tc := range cases {
 		m, first, committed := tc.m, tc.first, tc.committed
