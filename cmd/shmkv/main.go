@@ -78,7 +78,7 @@ func init() {
 		{name: "compact", args: "", summary: "move entries so free space is one piece (a progress bar on a terminal; Ctrl-C stops it cleanly)", run: (*cli).compact},
 		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
 		{name: "dump", args: "[FILE | -]", summary: "write every key and value, as they all were at one instant, in the portable dump format, to FILE or stdout (writers go on)", run: (*cli).dump},
-		{name: "load", args: "[FILE | -] [--replace | --merge] [--size SIZE] [--entries N]", summary: "create the store from a dump (from stdin without FILE), with the dumped store's options; --replace swaps it in only once fully loaded", run: (*cli).load},
+		{name: "load", args: "[FILE | -] [--replace | --merge] [--size SIZE] [--max-size SIZE] [--entries N]", summary: "create the store from a dump (from stdin without FILE), with the dumped store's options (its initial and maximum size too); --replace swaps it in only once fully loaded", run: (*cli).load},
 		{name: "backup", args: "FILE | -", summary: "write the store's memory image, as it was at one instant, to FILE (for this format version; writers go on)", run: (*cli).backup},
 		{name: "restore", args: "FILE | - [--replace]", summary: "recreate the store from a backup; it is checked (check) before it takes the name", run: (*cli).restore},
 		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
