@@ -81,7 +81,7 @@ func init() {
 		{name: "load", args: "[FILE | -] [--replace | --merge] [--size SIZE] [--max-size SIZE] [--entries N]", summary: "create the store from a dump (from stdin without FILE), with the dumped store's options (its initial and maximum size too); --replace swaps it in only once fully loaded", run: (*cli).load},
 		{name: "backup", args: "FILE | -", summary: "write the store's memory image, as it was at one instant, to FILE (for this format version; writers go on)", run: (*cli).backup},
 		{name: "restore", args: "FILE | - [--replace]", summary: "recreate the store from a backup; it is checked (check) before it takes the name", run: (*cli).restore},
-		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
+		{name: "create", args: "[--size SIZE] [--max-size SIZE] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists): by default 8 MiB, growing as writes need room up to the size of " + store.ShmDir + "; --size alone: that size, fixed; --max-size: grows up to it", run: (*cli).create},
 		{name: "rm", args: "[--force]", summary: "remove (unlink) the store; processes that have it open keep it. An object that is not a shmkv store is left alone unless --force", run: (*cli).rm},
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},

@@ -104,6 +104,21 @@ func thpWarning(name, setting string) string {
 // The messages above spell the limits out; keep them in step.
 var _ = [1]struct{}{}[layout.MinSize-256<<10+layout.MaxSize-1<<40]
 
+// initialSize is the size a store created with o starts at: o.Size, or
+// when it is 0 the library's default (store.Options: DefaultSize, or
+// less when MaxSize is smaller). The messages about a create that did not
+// fit in /dev/shm give it. NB: it mirrors store's withDefaults, which the
+// library does not export.
+func initialSize(o *store.Options) int64 {
+	if o.Size != 0 {
+		return o.Size
+	}
+	if o.MaxSize != 0 {
+		return min(store.DefaultSize, max(o.MaxSize, layout.MinSize))
+	}
+	return store.DefaultSize
+}
+
 // maxBelowSize is the usage error of create and load for a --max-size
 // below --size.
 func maxBelowSize(maxSize, size int64) error {
