@@ -272,7 +272,7 @@ func (c *cli) create(args []string) error {
 		o.Size = n
 		return err
 	})
-	fl.Func("max-size", "the most the store may grow to, `SIZE` (256K to 1T; not below --size). It grows by itself as writes need room. "+
+	fl.Func("max-size", "the most the store may grow to, `SIZE` (256K to 1T; not below --size). It grows by itself as writes need room, or by hand with \"shmkv grow\". "+
 		"Default: --size when given, else the size of "+store.ShmDir+" (with --hugepages tlb, the initial size: huge pages are reserved ahead)", func(v string) error {
 		n, err := parseSizeFlag("max-size", v)
 		o.MaxSize = n

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/shmkv/shmkv/store"
@@ -72,5 +78,123 @@ func TestCreateSizes(t *testing.T) {
 		if exists(name) {
 			t.Fatalf("create %s created the store", strings.Join(tc.args, " "))
 		}
+	}
+}
+
+// TestGrow: grow makes the store bigger now, up to its maximum, and says
+// clearly why it cannot go further.
+func TestGrow(t *testing.T) {
+	t.Parallel() // separate stores, the binary: nothing shared
+	name := storeName(t)
+	mustRun(t, "", "--store", name, "create", "--size", "1M", "--max-size", "64M")
+	mustRun(t, "", "--store", name, "put", "k", "v")
+	out := mustRun(t, "", "--store", name, "grow", "--size", "32M")
+	if !strings.HasPrefix(out, "grew from 1.0 MiB to 32.0 MiB (33554432 bytes) in ") || !strings.HasSuffix(out, "; maximum size 64.0 MiB\n") {
+		t.Errorf("grow --size 32M printed %q", out)
+	}
+	st := runStatJSON(t, name)
+	if st.Size < 32<<20 || st.Growths == 0 || st.InitialSize != 1<<20 || st.MaxSize != 64<<20 {
+		t.Errorf("after grow --size 32M: Size %d, Growths %d, InitialSize %d, MaxSize %d", st.Size, st.Growths, st.InitialSize, st.MaxSize)
+	}
+	if got := mustRun(t, "", "--store", name, "get", "k"); got != "v\n" {
+		t.Errorf("after grow: get k = %q", got)
+	}
+	mustRun(t, "", "--store", name, "check")
+
+	// Not smaller: nothing to do, exit 0.
+	out = mustRun(t, "", "--store", name, "grow", "--size", "16M")
+	if !strings.Contains(out, "nothing to grow") {
+		t.Errorf("grow --size 16M of a 32 MiB store printed %q", out)
+	}
+
+	// Past the maximum: exit 3, one line, the store unchanged.
+	stdout, stderr, code := runBin(t, "", "--store", name, "grow", "--size", "128M")
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "grow: 128.0 MiB is past the store's maximum size, 64.0 MiB") ||
+		!strings.Contains(stderr, "create --max-size") {
+		t.Errorf("grow past the maximum: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	oneLine(t, "grow past the maximum", name, stderr)
+	if after := runStatJSON(t, name); after.Size != st.Size || after.Growths != st.Growths {
+		t.Errorf("a refused grow changed the store: Size %d -> %d, Growths %d -> %d", st.Size, after.Size, st.Growths, after.Growths)
+	}
+	// Up to the maximum exactly.
+	if out := mustRun(t, "", "--store", name, "grow", "--size", "64M"); !strings.Contains(out, "to 64.0 MiB") {
+		t.Errorf("grow --size 64M printed %q", out)
+	}
+
+	// A store of a fixed size says so.
+	fixed := storeName(t)
+	mustRun(t, "", "--store", fixed, "create", "--size", "1M")
+	_, stderr, code = runBin(t, "", "--store", fixed, "grow", "--size", "2M")
+	if code != exitError || !strings.Contains(stderr, "past the store's maximum size, 1.0 MiB: it was created with a fixed size") {
+		t.Errorf("grow of a fixed store: exit %d, %q", code, stderr)
+	}
+	oneLine(t, "grow of a fixed store", fixed, stderr)
+
+	// Usage, and a missing store (created by nothing).
+	missing := storeName(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		has  string
+	}{
+		{[]string{"grow"}, exitUsage, "want --size SIZE"},
+		{[]string{"grow", "32M"}, exitUsage, "too many arguments"},
+		{[]string{"grow", "--size", "0"}, exitUsage, "size 0"},
+		{[]string{"grow", "--size", "2T"}, exitUsage, "above the maximum 1 TiB"},
+		{[]string{"grow", "--size", "2M"}, exitNoStore, "no such store"},
+	} {
+		_, stderr, code := runBin(t, "", append([]string{"--store", missing}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.has) {
+			t.Errorf("shmkv %s: exit %d, %q; want exit %d and %q", strings.Join(tc.args, " "), code, stderr, tc.code, tc.has)
+		}
+	}
+	if exists(missing) {
+		t.Error("grow created the store")
+	}
+}
+
+// TestGrowNeedsWriteAccess: a user who may only read the store gets one
+// line saying that growing needs write access, and whose the store is.
+func TestGrowNeedsWriteAccess(t *testing.T) {
+	t.Parallel() // separate stores, the binary: nothing shared
+	name := storeName(t)
+	mustRun(t, "", "--store", name, "create", "--size", "1M", "--max-size", "8M", "--mode", "0644")
+	cmd := exec.Command(shmkvBinary(t), "--store", name, "grow", "--size", "4M")
+	if os.Geteuid() == 0 {
+		// root may write anything: run as nobody, from a copy of the
+		// binary nobody may execute.
+		dir, err := os.MkdirTemp("", "shmkv-cli-test-nobody-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		bin := filepath.Join(dir, "shmkv")
+		b, err := os.ReadFile(shmkvBinary(t))
+		if err == nil {
+			err = os.WriteFile(bin, b, 0o755)
+		}
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path, cmd.Args[0] = bin, bin
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else if err := os.Chmod(filepath.Join(store.ShmDir, name), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitError || stdout.Len() != 0 ||
+		!strings.Contains(stderr.String(), "permission denied: growing needs write access to the store (owned by ") {
+		t.Fatalf("grow without write access: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	oneLine(t, "grow without write access", name, stderr.String())
+	if st := runStatJSON(t, name); st.Size != 1<<20 || st.Growths != 0 {
+		t.Errorf("a refused grow changed the store: Size %d, Growths %d", st.Size, st.Growths)
 	}
 }

@@ -82,6 +82,7 @@ func init() {
 		{name: "backup", args: "FILE | -", summary: "write the store's memory image, as it was at one instant, to FILE (for this format version; writers go on)", run: (*cli).backup},
 		{name: "restore", args: "FILE | - [--replace]", summary: "recreate the store from a backup; it is checked (check) before it takes the name", run: (*cli).restore},
 		{name: "create", args: "[--size SIZE] [--max-size SIZE] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists): by default 8 MiB, growing as writes need room up to the size of " + store.ShmDir + "; --size alone: that size, fixed; --max-size: grows up to it", run: (*cli).create},
+		{name: "grow", args: "--size SIZE", summary: "make the store at least SIZE bytes now (up to its maximum size), as writes do by themselves when they need room, and print its new size", run: (*cli).grow},
 		{name: "rm", args: "[--force]", summary: "remove (unlink) the store; processes that have it open keep it. An object that is not a shmkv store is left alone unless --force", run: (*cli).rm},
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
