@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
 )
 
@@ -197,4 +199,92 @@ func TestGrowNeedsWriteAccess(t *testing.T) {
 	if st := runStatJSON(t, name); st.Size != 1<<20 || st.Growths != 0 {
 		t.Errorf("a refused grow changed the store: Size %d, Growths %d", st.Size, st.Growths)
 	}
+}
+
+// TestStatShowsGrowth: a store that writes made grow shows its size now,
+// its initial and maximum size, its growths and its index in stat, in the
+// same columns as the other lines; an object longer than the size (a
+// writer that died while growing) gets a line saying so.
+func TestStatShowsGrowth(t *testing.T) {
+	t.Parallel() // separate stores, the binary: nothing shared
+	name := storeName(t)
+	mustRun(t, "", "--store", name, "create", "--size", "1M", "--max-size", "64M")
+	value := strings.Repeat("v", 512<<10)
+	for i := range 12 { // 6 MiB of values: several growths
+		mustRun(t, value, "--store", name, "put", fmt.Sprintf("key%d", i))
+	}
+	st := runStatJSON(t, name)
+	if st.Size <= 1<<20 || st.Growths == 0 || st.InitialSize != 1<<20 || st.MaxSize != 64<<20 || st.IndexBytes <= 0 {
+		t.Fatalf("after 6 MiB of puts: Size %d, Growths %d, InitialSize %d, MaxSize %d, IndexBytes %d",
+			st.Size, st.Growths, st.InitialSize, st.MaxSize, st.IndexBytes)
+	}
+	stat := mustRun(t, "", "--store", name, "stat")
+	lines := statLines(t, stat)
+	for key, want := range map[string]string{
+		"size":         fmt.Sprintf("%s, %d bytes (heap ", units.FormatBytes(st.Size), st.Size),
+		"initial size": "1.0 MiB, 1048576 bytes",
+		"max size":     "64.0 MiB, 67108864 bytes (it grows as writes need room, up to this; shmkv grow grows it now)",
+		"growths":      fmt.Sprint(st.Growths),
+		"index":        fmt.Sprintf("%s for %d entries", units.FormatBytes(st.IndexBytes), st.MaxEntries),
+		"entries":      fmt.Sprintf("12 / %d", st.MaxEntries),
+	} {
+		if !strings.HasPrefix(lines[key], want) {
+			t.Errorf("stat %s: %q, want %q", key, lines[key], want)
+		}
+	}
+	if _, ok := lines["object"]; ok {
+		t.Errorf("stat shows an object line for an object of the store's size:\n%s", stat)
+	}
+
+	// A writer killed between extending the object and publishing the
+	// size leaves the object longer: stat says so, and the next growth
+	// uses it.
+	longer := st.Size + 4<<20
+	if err := os.Truncate(filepath.Join(store.ShmDir, name), longer); err != nil {
+		t.Fatal(err)
+	}
+	lines = statLines(t, mustRun(t, "", "--store", name, "stat"))
+	if want := fmt.Sprintf("%s, %d bytes, longer than the size: a writer is growing the store now, or died while growing it; the next growth reuses the extra bytes",
+		units.FormatBytes(longer), longer); lines["object"] != want {
+		t.Errorf("stat object: %q, want %q", lines["object"], want)
+	}
+	mustRun(t, "", "--store", name, "check")
+	mustRun(t, "", "--store", name, "grow", "--size", "64M")
+	lines = statLines(t, mustRun(t, "", "--store", name, "stat"))
+	if lines["max size"] != "64.0 MiB, 67108864 bytes (reached: it grows no more)" {
+		t.Errorf("stat max size at the maximum: %q", lines["max size"])
+	}
+	if _, ok := lines["object"]; ok {
+		t.Errorf("stat shows an object line after growth caught up with the object: %q", lines["object"])
+	}
+
+	// A fixed store.
+	fixed := storeName(t)
+	mustRun(t, "", "--store", fixed, "create", "--size", "1M")
+	lines = statLines(t, mustRun(t, "", "--store", fixed, "stat"))
+	if lines["max size"] != "1.0 MiB, 1048576 bytes (a fixed size: it never grows)" || lines["growths"] != "0" {
+		t.Errorf("stat of a fixed store: max size %q, growths %q", lines["max size"], lines["growths"])
+	}
+}
+
+// statLines reads stat's "key: value" lines, checking every value starts
+// in the same column.
+func statLines(t *testing.T, stat string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	col := -1
+	for _, l := range strings.Split(strings.TrimSuffix(stat, "\n"), "\n") {
+		key, rest, ok := strings.Cut(l, ": ")
+		value := strings.TrimLeft(rest, " ")
+		if !ok || value == "" {
+			t.Fatalf("stat line %q is not \"key: value\"", l)
+		}
+		if c := len(l) - len(value); col < 0 {
+			col = c
+		} else if c != col {
+			t.Errorf("stat line %q: its value starts at column %d, the others' at %d", l, c, col)
+		}
+		m[key] = value
+	}
+	return m
 }
