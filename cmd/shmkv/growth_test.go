@@ -63,7 +63,14 @@ func TestCreateSizes(t *testing.T) {
 		}
 	}
 
+	// put makes the same default store as create.
 	name := storeName(t)
+	mustRun(t, "", "--store", name, "put", "k", "v")
+	if st := runStatJSON(t, name); st.Size != store.DefaultSize || st.MaxSize <= st.Size {
+		t.Errorf("put's store: Size %d, MaxSize %d; want %d, growing", st.Size, st.MaxSize, store.DefaultSize)
+	}
+
+	name = storeName(t)
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -292,7 +292,8 @@ usage: shmkv [--store NAME] COMMAND [ARGS]
 
 --store NAME  the store (default $`+envStore+`, else "`+defaultStoreName+`");
               only put, cas --absent and create create it (put and cas with
-              default options); the other commands exit 4 if it is missing
+              default options: 8 MiB, growing as writes need room); the
+              other commands exit 4 if it is missing
 
 Flags may follow arguments (get KEY --raw); "--" ends the flags, for a key
 that starts with a dash (get -- -k).
