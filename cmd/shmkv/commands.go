@@ -260,10 +260,22 @@ func (c *cli) check(args []string) error {
 
 func (c *cli) create(args []string) error {
 	fl := c.flags("create")
-	o := store.Options{Size: store.DefaultSize, Mode: store.DefaultMode}
-	fl.Func("size", "`SIZE` of the store, such as 256M, 1G or 1048576: from 256K to 1T (default 64M)", func(v string) error {
+	// Size and MaxSize stay 0 unless given, so that the library's defaults
+	// apply: with neither, a store of 8 MiB that grows as writes need room,
+	// up to the size of /dev/shm; with --size alone, a store of that size
+	// that never grows (as --size always meant); with --max-size, one that
+	// grows up to it.
+	o := store.Options{Mode: store.DefaultMode}
+	fl.Func("size", "initial `SIZE` of the store, such as 256M, 1G or 1048576: from 256K to 1T. Alone, the store stays that size (it never grows); "+
+		"with --max-size, it grows from it. Default: 8M (--max-size if smaller), growing as writes need room up to --max-size, else up to the size of "+store.ShmDir, func(v string) error {
 		n, err := parseStoreSize(v)
 		o.Size = n
+		return err
+	})
+	fl.Func("max-size", "the most the store may grow to, `SIZE` (256K to 1T; not below --size). It grows by itself as writes need room, or by hand with \"shmkv grow\". "+
+		"Default: --size when given, else the size of "+store.ShmDir+" (with --hugepages tlb, the initial size: huge pages are reserved ahead)", func(v string) error {
+		n, err := parseSizeFlag("max-size", v)
+		o.MaxSize = n
 		return err
 	})
 	fl.Func("entries", "hold at most `N` keys (default: chosen by the store from the size)", func(v string) error {
@@ -296,9 +308,12 @@ func (c *cli) create(args []string) error {
 	if _, err := c.parse(fl, args, 0, 0); err != nil {
 		return err
 	}
+	if o.MaxSize != 0 && o.Size > o.MaxSize {
+		return maxBelowSize(o.MaxSize, o.Size)
+	}
 	s, err := store.Create(c.name, &o)
 	if isShmFull(err, &o) {
-		return c.shmFull(o.Size, err)
+		return c.shmFull(initialSize(&o), err)
 	}
 	if err != nil {
 		return err

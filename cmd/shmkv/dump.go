@@ -246,10 +246,16 @@ func (c *cli) load(args []string) error {
 	fl := c.flags("load")
 	replace := fl.Bool("replace", false, "load into a new store and swap it in under the name only once the whole dump is in: until then the name is the old store (or nothing)")
 	merge := fl.Bool("merge", false, "load into the store if it exists: the dump's keys overwrite its own, others stay")
-	var size, entries int64
-	fl.Func("size", "create the store with `SIZE` bytes, such as 256M or 1G (default: the dumped store's)", func(v string) error {
+	var size, maxSize, entries int64
+	fl.Func("size", "create the store with `SIZE` bytes, such as 256M or 1G (default: the dumped store's initial size). "+
+		"It keeps the dumped store's maximum size, or this size if that is smaller", func(v string) error {
 		n, err := parseStoreSize(v)
 		size = n
+		return err
+	})
+	fl.Func("max-size", "let the store grow to `SIZE` bytes (default: the dumped store's maximum size); below the dumped store's size without --size, the store starts at it", func(v string) error {
+		n, err := parseSizeFlag("max-size", v)
+		maxSize = n
 		return err
 	})
 	fl.Func("entries", "create the store to hold at most `N` keys (default: the dumped store's)", func(v string) error {
@@ -267,6 +273,9 @@ func (c *cli) load(args []string) error {
 	if *replace && *merge {
 		return usagef("--replace and --merge exclude each other")
 	}
+	if size != 0 && maxSize != 0 && size > maxSize {
+		return maxBelowSize(maxSize, size)
+	}
 	src := argOr(rest, "-")
 	in, total, closeIn, err := c.openInput("load", "dump", src)
 	if err != nil {
@@ -277,10 +286,7 @@ func (c *cli) load(args []string) error {
 	if err != nil {
 		return fmt.Errorf("load from %s: %w", inputName(src), c.cause("load", err))
 	}
-	o := d.Header().Options
-	if size != 0 {
-		o.Size = size
-	}
+	o := loadOptions(d.Header().Options, size, maxSize)
 	if entries != 0 {
 		o.MaxEntries = entries
 	}
@@ -320,6 +326,31 @@ func (c *cli) load(args []string) error {
 	_, err = fmt.Fprintf(c.stdout, "%s %s (%s read) from %s in %s (%s keys/s)\n", verb, counted(uint64(p.Keys), "key", "keys"),
 		units.FormatBytes(p.Bytes), inputName(src), roundDuration(took), formatRate(float64(p.Keys)/max(took.Seconds(), 1e-9)))
 	return err
+}
+
+// loadOptions are the options load creates the store with: the dumped
+// store's (dumped), with --size and --max-size (0 when not given). A store
+// keeps the dumped one's maximum size unless --max-size says otherwise, so
+// that a store that grew grows again; --size above that maximum (a fixed
+// store's, which is its size) raises it to --size, as a user who asks for
+// that size expects, rather than failing on a maximum they never set; and
+// --max-size below the dumped size, without --size, starts the store at
+// --max-size. REQUIRES: size <= maxSize when both are given.
+func loadOptions(dumped store.Options, size, maxSize int64) store.Options {
+	o := dumped
+	if size != 0 {
+		o.Size = size
+	}
+	switch {
+	case maxSize != 0:
+		o.MaxSize = maxSize
+		o.Size = min(o.Size, maxSize)
+	case o.MaxSize != 0:
+		// A dump of format 1 has no maximum (0): the library's default,
+		// Size, keeps the store fixed as its source was.
+		o.MaxSize = max(o.MaxSize, o.Size)
+	}
+	return o
 }
 
 func inputName(src string) string {

@@ -124,8 +124,11 @@ func TestDumpLoadBackupRestoreCommands(t *testing.T) {
 	mustRun(t, d, "--store", b, "load", "--size", "8M")
 	got, st = storeContents(t, b)
 	sameMap(t, "loaded from stdin", got, want)
-	if st.Size != 8<<20 {
-		t.Fatalf("--size 8M: the store has %d bytes", st.Size)
+	// The source was fixed at 4 MiB (MaxSize 4 MiB): --size above it
+	// raises the maximum with it, rather than failing on a maximum the
+	// user never set.
+	if st.Size != 8<<20 || st.MaxSize != 8<<20 {
+		t.Fatalf("--size 8M: the store has %d bytes, at most %d", st.Size, st.MaxSize)
 	}
 	// --replace over it, --merge into it.
 	s, _ := store.Open(b, nil)
@@ -198,6 +201,7 @@ func TestDumpAndRestoreErrors(t *testing.T) {
 		{[]string{"load", write("short", dump[:len(dump)-30])}, exitError, "truncated"},
 		{[]string{"load", backupFile}, exitError, "restore it"},
 		{[]string{"load", "--size", "1T", dumpFile}, exitError, "does not fit in /dev/shm"},
+		{[]string{"load", "--size", "8M", "--max-size", "4M", dumpFile}, exitUsage, "--max-size 4.0 MiB is below --size 8.0 MiB"},
 		{[]string{"restore", write("flipped", flipped)}, exitError, "checksum"},
 		{[]string{"restore", write("cut", backup[:len(backup)/3])}, exitError, "truncated"},
 		{[]string{"restore", dumpFile}, exitError, "load it"},
@@ -234,4 +238,33 @@ func TestDumpAndRestoreErrors(t *testing.T) {
 	}
 	oneLine(t, "dump to a full disk", src, errb.String())
 	mustRun(t, "", "--store", src, "check")
+}
+
+// TestLoadOptions: load keeps the dumped store's initial and maximum size
+// unless --size or --max-size says otherwise, and never makes a store whose
+// maximum is below its size.
+func TestLoadOptions(t *testing.T) {
+	const M = 1 << 20
+	for _, tc := range []struct {
+		name                  string
+		dumpSize, dumpMax     int64 // the dump's options; dumpMax 0: a dump of format 1
+		size, maxSize         int64 // --size, --max-size; 0: not given
+		wantSize, wantMaxSize int64
+	}{
+		{"as dumped, fixed", 4 * M, 4 * M, 0, 0, 4 * M, 4 * M},
+		{"as dumped, growing", 8 * M, 1 << 30, 0, 0, 8 * M, 1 << 30},
+		{"format 1: fixed, as it was", 4 * M, 0, 0, 0, 4 * M, 0},
+		{"--size above a fixed maximum raises it", 4 * M, 4 * M, 8 * M, 0, 8 * M, 8 * M},
+		{"--size below the maximum keeps it", 4 * M, 64 * M, 8 * M, 0, 8 * M, 64 * M},
+		{"--size smaller than dumped keeps the maximum", 8 * M, 8 * M, 1 * M, 0, 1 * M, 8 * M},
+		{"--size of a format 1 dump: fixed", 4 * M, 0, 8 * M, 0, 8 * M, 0},
+		{"--max-size lets a fixed store grow", 4 * M, 4 * M, 0, 64 * M, 4 * M, 64 * M},
+		{"--max-size below the dumped size starts there", 8 * M, 8 * M, 0, 2 * M, 2 * M, 2 * M},
+		{"--size and --max-size", 4 * M, 4 * M, 2 * M, 16 * M, 2 * M, 16 * M},
+	} {
+		got := loadOptions(store.Options{Size: tc.dumpSize, MaxSize: tc.dumpMax, Mode: 0o640}, tc.size, tc.maxSize)
+		if got.Size != tc.wantSize || got.MaxSize != tc.wantMaxSize || got.Mode != 0o640 {
+			t.Errorf("%s: Size %d, MaxSize %d, Mode %v; want %d, %d, 0640", tc.name, got.Size, got.MaxSize, got.Mode, tc.wantSize, tc.wantMaxSize)
+		}
+	}
 }

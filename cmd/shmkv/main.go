@@ -78,10 +78,11 @@ func init() {
 		{name: "compact", args: "", summary: "move entries so free space is one piece (a progress bar on a terminal; Ctrl-C stops it cleanly)", run: (*cli).compact},
 		{name: "check", args: "", summary: "verify every invariant of the store; print each violation", run: (*cli).check},
 		{name: "dump", args: "[FILE | -]", summary: "write every key and value, as they all were at one instant, in the portable dump format, to FILE or stdout (writers go on)", run: (*cli).dump},
-		{name: "load", args: "[FILE | -] [--replace | --merge] [--size SIZE] [--entries N]", summary: "create the store from a dump (from stdin without FILE), with the dumped store's options; --replace swaps it in only once fully loaded", run: (*cli).load},
+		{name: "load", args: "[FILE | -] [--replace | --merge] [--size SIZE] [--max-size SIZE] [--entries N]", summary: "create the store from a dump (from stdin without FILE), with the dumped store's options (its initial and maximum size too); --replace swaps it in only once fully loaded", run: (*cli).load},
 		{name: "backup", args: "FILE | -", summary: "write the store's memory image, as it was at one instant, to FILE (for this format version; writers go on)", run: (*cli).backup},
 		{name: "restore", args: "FILE | - [--replace]", summary: "recreate the store from a backup; it is checked (check) before it takes the name", run: (*cli).restore},
-		{name: "create", args: "[--size 64M] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists)", run: (*cli).create},
+		{name: "create", args: "[--size SIZE] [--max-size SIZE] [--entries N] [--hugepages off|thp|tlb] [--noreserve] [--populate] [--lock] [--mode 0600]", summary: "create the store (an error if it exists): by default 8 MiB, growing as writes need room up to the size of " + store.ShmDir + "; --size alone: that size, fixed; --max-size: grows up to it", run: (*cli).create},
+		{name: "grow", args: "--size SIZE", summary: "make the store at least SIZE bytes now (up to its maximum size), as writes do by themselves when they need room, and print its new size", run: (*cli).grow},
 		{name: "rm", args: "[--force]", summary: "remove (unlink) the store; processes that have it open keep it. An object that is not a shmkv store is left alone unless --force", run: (*cli).rm},
 		{name: "ls", args: "", summary: "list the shmkv stores in " + store.ShmDir + " (and on hugetlbfs mounts)", run: (*cli).ls},
 		{name: "demo", args: "[--duration 2s]", summary: "watch several processes share a store while one writer is SIGKILLed", run: (*cli).demo},
@@ -291,7 +292,8 @@ usage: shmkv [--store NAME] COMMAND [ARGS]
 
 --store NAME  the store (default $`+envStore+`, else "`+defaultStoreName+`");
               only put, cas --absent and create create it (put and cas with
-              default options); the other commands exit 4 if it is missing
+              default options: 8 MiB, growing as writes need room); the
+              other commands exit 4 if it is missing
 
 Flags may follow arguments (get KEY --raw); "--" ends the flags, for a key
 that starts with a dash (get -- -k).

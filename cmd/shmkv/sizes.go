@@ -12,10 +12,14 @@ import (
 	"github.com/shmkv/shmkv/store"
 )
 
-// parseStoreSize reads a size flag's value ("64M", "1G", "1048576") and
+// parseStoreSize reads a --size flag's value ("64M", "1G", "1048576") and
 // says what is wrong with one no store can have: 0, negative, unparsable,
-// below layout.MinSize or above layout.MaxSize. Every size flag uses it.
-func parseStoreSize(v string) (int64, error) {
+// below layout.MinSize or above layout.MaxSize.
+func parseStoreSize(v string) (int64, error) { return parseSizeFlag("size", v) }
+
+// parseSizeFlag is parseStoreSize for the flag --name (size, max-size):
+// every size flag uses it, and its hints name the flag.
+func parseSizeFlag(name, v string) (int64, error) {
 	t := strings.TrimSpace(v)
 	const min, max = "256 KiB", "1 TiB" // layout.MinSize, layout.MaxSize
 	if strings.HasPrefix(t, "-") {
@@ -32,9 +36,9 @@ func parseStoreSize(v string) (int64, error) {
 	}
 	switch {
 	case n == 0:
-		return 0, fmt.Errorf("size 0: a store needs at least %s (--size 256K)", min)
+		return 0, fmt.Errorf("size 0: a store needs at least %s (--%s 256K)", min, name)
 	case n < layout.MinSize:
-		return 0, fmt.Errorf("size %s (%d bytes) is below the minimum %s (--size 256K)", v, n, min)
+		return 0, fmt.Errorf("size %s (%d bytes) is below the minimum %s (--%s 256K)", v, n, min, name)
 	case n > layout.MaxSize:
 		return 0, fmt.Errorf("size %s (%s) is above the maximum %s", v, units.FormatBytes(n), max)
 	}
@@ -99,3 +103,25 @@ func thpWarning(name, setting string) string {
 
 // The messages above spell the limits out; keep them in step.
 var _ = [1]struct{}{}[layout.MinSize-256<<10+layout.MaxSize-1<<40]
+
+// initialSize is the size a store created with o starts at: o.Size, or
+// when it is 0 the library's default (store.Options: DefaultSize, or
+// less when MaxSize is smaller). The messages about a create that did not
+// fit in /dev/shm give it. NB: it mirrors store's withDefaults, which the
+// library does not export.
+func initialSize(o *store.Options) int64 {
+	if o.Size != 0 {
+		return o.Size
+	}
+	if o.MaxSize != 0 {
+		return min(store.DefaultSize, max(o.MaxSize, layout.MinSize))
+	}
+	return store.DefaultSize
+}
+
+// maxBelowSize is the usage error of create and load for a --max-size
+// below --size.
+func maxBelowSize(maxSize, size int64) error {
+	return usagef("--max-size %s is below --size %s: a store cannot start above its maximum size",
+		units.FormatBytes(maxSize), units.FormatBytes(size))
+}

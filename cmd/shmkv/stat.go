@@ -46,7 +46,14 @@ func writeStats(w io.Writer, st *store.Stats) {
 	add("name", "%s", st.Name)
 	add("path", "%s", st.Path)
 	add("size", "%s (heap %s)", sizeString(st.Size), units.FormatBytes(st.HeapSize))
+	add("initial size", "%s", sizeString(st.InitialSize))
+	add("max size", "%s", maxSizeString(st))
+	if st.ObjectBytes != 0 && st.ObjectBytes != st.Size {
+		add("object", "%s", objectString(st))
+	}
+	add("growths", "%d", st.Growths)
 	add("entries", "%d / %d", st.Entries, st.MaxEntries)
+	add("index", "%s for %d entries", units.FormatBytes(st.IndexBytes), st.MaxEntries)
 	add("used", "%s in blocks, %s of keys and values", units.FormatBytes(st.BlockBytes), units.FormatBytes(st.KeyValueBytes))
 	add("free", "%s (%s in freed blocks + %s never used)",
 		units.FormatBytes(st.FreeListBytes+st.TailBytes), units.FormatBytes(st.FreeListBytes), units.FormatBytes(st.TailBytes))
@@ -84,6 +91,31 @@ func writeStats(w io.Writer, st *store.Stats) {
 		fmt.Fprintf(&b, "%-*s  %s\n", width+1, p[0]+":", p[1])
 	}
 	io.WriteString(w, b.String())
+}
+
+// maxSizeString is the stat line on how far the store may grow.
+func maxSizeString(st *store.Stats) string {
+	switch {
+	case st.Size < st.MaxSize:
+		return sizeString(st.MaxSize) + " (it grows as writes need room, up to this; shmkv grow grows it now)"
+	case st.InitialSize >= st.MaxSize:
+		return sizeString(st.MaxSize) + " (a fixed size: it never grows)"
+	}
+	return sizeString(st.MaxSize) + " (reached: it grows no more)"
+}
+
+// objectString is the stat line on an object whose length is not the
+// store's size. Growth extends the object first and publishes the new size
+// after (store/growth.go): between the two the object is longer, and a
+// writer that dies there leaves it so, which harms nothing.
+func objectString(st *store.Stats) string {
+	switch {
+	case st.ObjectBytes > st.MaxSize:
+		return sizeString(st.ObjectBytes) + ", longer than the maximum size: not by shmkv's growth (someone else resized it); the store uses only its size"
+	case st.ObjectBytes > st.Size:
+		return sizeString(st.ObjectBytes) + ", longer than the size: a writer is growing the store now, or died while growing it; the next growth reuses the extra bytes"
+	}
+	return sizeString(st.ObjectBytes) + ", shorter than the size: the object was cut (run shmkv check)"
 }
 
 // overheadString is the stat line on the bytes spent beyond keys and
