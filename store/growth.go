@@ -168,7 +168,7 @@ func (s *Store) growFor(need, entry uint64) (bool, error) {
 func (s *Store) Grow(size int64) error {
 	return s.fail("grow", s.withLock(context.Background(), func(*txn) error {
 		if size < 0 || uint64(size) > s.maxSize {
-			return fmt.Errorf("%w: %s is past the store's maximum size, %s", ErrTooLarge, units.FormatBytes(size), units.FormatBytes(int64(s.maxSize)))
+			return fmt.Errorf("%w: cannot grow to %s: the store's maximum size is %s (set at creation)", ErrFull, units.FormatBytes(size), units.FormatBytes(int64(s.maxSize)))
 		}
 		for s.geo.Size < uint64(size) {
 			if err := s.grow(uint64(size) - s.geo.Size); err != nil {

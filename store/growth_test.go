@@ -79,7 +79,7 @@ func TestGrowStopsAtMaxSize(t *testing.T) {
 }
 
 // TestGrowByHand: Grow enlarges a store ahead of need, to at least the
-// size asked; past MaxSize it refuses with ErrTooLarge; a fixed-size
+// size asked; past MaxSize it refuses with ErrFull; a fixed-size
 // store (Size alone) cannot grow.
 func TestGrowByHand(t *testing.T) {
 	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 256 << 20})
@@ -89,7 +89,7 @@ func TestGrowByHand(t *testing.T) {
 	if st := s.Stats(); st.Size < 100<<20 || st.Size > 256<<20 || st.Growths < 2 {
 		t.Fatalf("after Grow(100 MiB): size %d, %d growths", st.Size, st.Growths)
 	}
-	if err := s.Grow(1 << 30); !errors.Is(err, ErrTooLarge) {
+	if err := s.Grow(1 << 30); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "maximum size is 256.0 MiB") {
 		t.Fatalf("Grow past MaxSize: %v", err)
 	}
 	before := s.Stats().Size
@@ -100,7 +100,7 @@ func TestGrowByHand(t *testing.T) {
 	if st := fixed.Stats(); st.MaxSize != 1<<20 {
 		t.Fatalf("a store given only Size has MaxSize %d", st.MaxSize)
 	}
-	if err := fixed.Grow(2 << 20); !errors.Is(err, ErrTooLarge) {
+	if err := fixed.Grow(2 << 20); !errors.Is(err, ErrFull) {
 		t.Fatalf("Grow of a fixed store: %v", err)
 	}
 }

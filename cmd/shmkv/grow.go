@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/shmkv/shmkv/internal/units"
 	"github.com/shmkv/shmkv/store"
@@ -46,7 +47,7 @@ func (c *cli) grow(args []string) error {
 	}
 	if err := s.Grow(size); err != nil {
 		switch {
-		case errors.Is(err, store.ErrTooLarge):
+		case errors.Is(err, store.ErrFull) && strings.Contains(err.Error(), "maximum size is"):
 			// The check above passed: a huge page store, whose sizes
 			// round up to whole pages.
 			return c.pastMaxSize(size, &before)

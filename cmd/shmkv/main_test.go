@@ -114,7 +114,7 @@ func TestCommands(t *testing.T) {
 		{"stat and check", []step{
 			{args: []string{"put", "a", "1"}},
 			{args: []string{"put", "b", "2"}},
-			{args: []string{"stat"}, stdoutHas: []string{"entries:", "2 / ", "writer lock:", "free", "commits:", "mode=0600", "backing:",
+			{args: []string{"stat"}, stdoutHas: []string{"entries:", "2 (no limit but the size)", "writer lock:", "free", "commits:", "mode=0600", "backing:",
 				"largest free:", "% of free space is outside the largest free piece", "reserve:", "kept free for compaction",
 				"compaction:", "0 B moved in 0 transactions, 0 passes over the heap"}},
 			{args: []string{"check"}, stdout: out("ok: 2 entries\n")},

@@ -52,8 +52,16 @@ func writeStats(w io.Writer, st *store.Stats) {
 		add("object", "%s", objectString(st))
 	}
 	add("growths", "%d", st.Growths)
-	add("entries", "%d / %d", st.Entries, st.MaxEntries)
-	add("index", "%s for %d entries", units.FormatBytes(st.IndexBytes), st.MaxEntries)
+	if st.MaxEntries != 0 {
+		add("entries", "%d / %d (MaxEntries)", st.Entries, st.MaxEntries)
+	} else {
+		add("entries", "%d (no limit but the size)", st.Entries)
+	}
+	index := fmt.Sprintf("%s for %d entries; grew %s", units.FormatBytes(st.IndexBytes), st.IndexCapacity, counted(st.IndexMigrations, "time", "times"))
+	if st.IndexMigrating {
+		index += fmt.Sprintf("; growing: %d of %d buckets moved", st.IndexMoved, st.IndexOldBuckets)
+	}
+	add("index", "%s", index)
 	add("used", "%s in blocks, %s of keys and values", units.FormatBytes(st.BlockBytes), units.FormatBytes(st.KeyValueBytes))
 	add("free", "%s (%s in freed blocks + %s never used)",
 		units.FormatBytes(st.FreeListBytes+st.TailBytes), units.FormatBytes(st.FreeListBytes), units.FormatBytes(st.TailBytes))
@@ -119,21 +127,21 @@ func objectString(st *store.Stats) string {
 }
 
 // overheadString is the stat line on the bytes spent beyond keys and
-// values. The index is sized for MaxEntries when the store is created, so
+// values. The index is sized ahead of the entries (for MaxEntries, or until it grows), so
 // its share per entry means something only once a fair part of it is used
 // (overheadFullEnough): before that, the line gives the blocks' overhead
 // per entry and the index apart.
 func overheadString(st *store.Stats) string {
-	index := fmt.Sprintf("the index takes %s for %d entries", units.FormatBytes(st.IndexBytes), st.MaxEntries)
+	index := fmt.Sprintf("the index takes %s for %d entries", units.FormatBytes(st.IndexBytes), st.IndexCapacity)
 	switch {
 	case st.Entries == 0:
 		return "- (no entries; " + index + ")"
-	case st.Entries >= overheadFullEnough*st.MaxEntries/100:
+	case st.Entries >= overheadFullEnough*st.IndexCapacity/100:
 		return fmt.Sprintf("%.0f B per entry (block header, padding, index share)", st.OverheadPerEntry)
 	}
 	blocks := float64(st.BlockBytes-st.KeyValueBytes) / float64(st.Entries)
 	return fmt.Sprintf("%.0f B per entry in blocks (header, padding), and %s, %.1f%% of them used (the index's share per entry is shown from %d%%)",
-		blocks, index, 100*float64(st.Entries)/float64(st.MaxEntries), overheadFullEnough)
+		blocks, index, 100*float64(st.Entries)/float64(st.IndexCapacity), overheadFullEnough)
 }
 
 // overheadFullEnough is the percentage of MaxEntries from which stat counts
