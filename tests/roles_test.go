@@ -161,6 +161,8 @@ func runRole(role string, args []string) error {
 			}
 		}
 		fmt.Printf("reads %d hits %d\n", reads, hits)
+	case "growth-reader": // growth-reader NAME: see growthReader
+		return growthReader(args[0])
 	case "torture-writer": // torture-writer NAME ID: random mutations on keys t<ID>:<k> forever
 		return tortureWriter(args[0], args[1])
 	case "torture-reader": // torture-reader NAME WRITERS: validates every value it reads, forever
