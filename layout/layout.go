@@ -115,10 +115,16 @@ type Header struct {
 	Lock      Lock                      // 256
 	Meta      Meta                      // 320
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
-	_         [AllocOff - FreeListsOff - NumClasses*8]byte
-	Alloc     Alloc // 3840
-	Grow      Grow  // 3968
-	Index     Index // 4032
+	// Clean is the heap offset from which the region has never been
+	// written: the highest Meta.Top ever (the object's new bytes are
+	// zeros, and nothing writes above Top). Stored before the bytes below
+	// it are, never undone. A new index table allocated above it needs no
+	// clearing.
+	Clean atomic.Uint64 // 3824
+	_     [AllocOff - FreeListsOff - NumClasses*8 - 8]byte
+	Alloc Alloc // 3840
+	Grow  Grow  // 3968
+	Index Index // 4032
 }
 
 // Grow is the region's published size, alone on its cache line with the
@@ -165,8 +171,12 @@ const EntryIndex uint8 = 1
 func IndexTableBuckets(off uint64) uint64 { return (off + 24 + CacheLine - 1) &^ (CacheLine - 1) }
 
 // IndexTableBlock is the block size of a table of n buckets: room for the
-// header, the alignment, the buckets and the footer a free block has.
+// header, the alignment, the buckets and the footer a free block has. A
+// block's size must fit Entry.Size: MaxIndexBuckets is the most a table
+// holds (about 400 million keys).
 func IndexTableBlock(n uint64) uint64 { return 2*CacheLine + n*BucketSize }
+
+const MaxIndexBuckets = (1<<32 - 2*CacheLine - EntryAlign) / BucketSize
 
 // ClassWords is the number of words in Alloc.NonEmpty.
 const ClassWords = (NumClasses + 63) / 64
@@ -410,6 +420,8 @@ const (
 	_ = unsafe.Offsetof(Header{}.Grow) - GrowOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Grow{})
 	_ = unsafe.Sizeof(Grow{}) - CacheLine
+	_ = uintptr(FreeListsOff+NumClasses*8) - unsafe.Offsetof(Header{}.Clean)
+	_ = unsafe.Offsetof(Header{}.Clean) - uintptr(FreeListsOff+NumClasses*8)
 	_ = uintptr(IndexDescOff) - unsafe.Offsetof(Header{}.Index)
 	_ = unsafe.Offsetof(Header{}.Index) - IndexDescOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Index{})

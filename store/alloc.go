@@ -200,6 +200,9 @@ func (t *txn) bump(size, reserve uint64) (uint64, error) {
 	if size > s.geo.Size-top || reserve > s.geo.Size-top-size {
 		return 0, errNoRoom
 	}
+	if c := &s.hdr.Clean; top+size > c.Load() {
+		storeWord(c, top+size) // before any byte below it is written
+	}
 	t.set(layout.TopOff, top+size)
 	faultPoint("bump")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))

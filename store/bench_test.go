@@ -82,7 +82,13 @@ func keysAndOrder(b *testing.B) ([][]byte, []int) {
 }
 
 func benchStore(b *testing.B, valSize int) (*Store, [][]byte, []int) {
-	s := newStore(b, &Options{Size: int64(benchKeys) * int64(valSize+64) * 2})
+	return benchStoreWith(b, valSize, &Options{Size: int64(benchKeys) * int64(valSize+64) * 2})
+}
+
+// benchStoreWith is benchStore for a store created with opts: nil for the
+// defaults, which start at 8 MiB and grow, index included.
+func benchStoreWith(b *testing.B, valSize int, opts *Options) (*Store, [][]byte, []int) {
+	s := newStore(b, opts)
 	keys, order := keysAndOrder(b)
 	v := make([]byte, valSize)
 	for _, k := range keys {
@@ -118,14 +124,18 @@ func BenchmarkGetHit(b *testing.B) {
 				buf, _ = m.get(buf[:0], keys[order[i&(len(order)-1)]])
 			}
 		})
-		for _, verify := range []bool{false, true} {
-			impl := "shmkv"
-			if verify {
-				impl = "shmkv-verify" // Options.VerifyReads
-			}
+		for _, impl := range []string{"shmkv", "shmkv-verify", "shmkv-default"} {
 			b.Run(fmt.Sprintf("val=%dB/impl=%s", vs, impl), func(b *testing.B) {
-				s, keys, order := benchStore(b, vs)
-				s.verify = verify
+				var s *Store
+				var keys [][]byte
+				var order []int
+				switch impl {
+				case "shmkv-default": // nil Options: a store that grew to hold the keys
+					s, keys, order = benchStoreWith(b, vs, nil)
+				default:
+					s, keys, order = benchStore(b, vs)
+				}
+				s.verify = impl == "shmkv-verify" // Options.VerifyReads
 				buf := make([]byte, 0, vs)
 				b.ReportAllocs()
 				settle(b)
@@ -155,6 +165,16 @@ func BenchmarkGetMiss(b *testing.B) {
 	})
 	b.Run("impl=shmkv", func(b *testing.B) {
 		s, _, order := benchStore(b, 100)
+		b.ReportAllocs()
+		settle(b)
+		for i := 0; i < b.N; i++ {
+			if _, err := s.GetAppend(nil, miss[order[i&(len(order)-1)]&1023]); err != ErrNotFound {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=shmkv-default", func(b *testing.B) {
+		s, _, order := benchStoreWith(b, 100, nil)
 		b.ReportAllocs()
 		settle(b)
 		for i := 0; i < b.N; i++ {

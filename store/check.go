@@ -185,6 +185,9 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 	// Heap: blocks tile [HeapOff, Top).
 	blocks := map[uint64]uint8{}
 	top := s.hdr.Meta.Top.Load()
+	if c := s.hdr.Clean.Load(); c < top {
+		v.add("clean mark %#x below the heap top %#x: bytes above it may not be zeros", c, top)
+	}
 	if top < g.HeapOff || top > g.Size || top%layout.EntryAlign != 0 {
 		v.add("heap top %#x outside [%#x, %#x]", top, g.HeapOff, g.Size)
 		return v.err()

@@ -66,7 +66,7 @@ func (s *Store) tendIndex() error {
 	if count < v.cur.n*indexLoad*3/4 || (s.geo.MaxEntries != 0 && v.cur.n*indexLoad >= s.geo.MaxEntries) {
 		return nil
 	}
-	err = s.startMigration(v, 2*v.cur.n)
+	err = s.startMigration(v, 2*v.cur.n, false)
 	if errors.Is(err, errNoRoom) {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (s *Store) growIndex(entries uint64) error {
 			return nil
 		}
 		n := max(2*v.cur.n, (entries*4/3+indexLoad)/indexLoad)
-		if err := s.startMigration(v, n); err != nil {
+		if err := s.startMigration(v, n, true); err != nil {
 			if errors.Is(err, errNoRoom) {
 				return s.fullError(layout.IndexTableBlock(n))
 			}
@@ -106,21 +106,39 @@ func (s *Store) growIndex(entries uint64) error {
 
 // startMigration allocates a table of n buckets and makes it the current
 // table, the current one the old one. It returns errNoRoom if the heap
-// cannot hold the table even after growing. REQUIRES: the writer lock,
-// the journal idle, no migration running.
-func (s *Store) startMigration(v *indexView, n uint64) error {
+// cannot hold the table, even after growing; without wait, after growing
+// one step (so that no one transaction pays for more than one step).
+// REQUIRES: the writer lock, the journal idle, no migration running.
+func (s *Store) startMigration(v *indexView, n uint64, wait bool) error {
+	n = min(n, layout.MaxIndexBuckets)
+	if n <= v.cur.n {
+		return errNoRoom // the index is as big as a table can be
+	}
 	size := layout.IndexTableBlock(n)
-	if !s.roomFor(size, 0) {
-		// Grow the store for it if it may; never compact for it here, as
-		// a put would pay for it unasked.
-		if ok, err := s.growFor(size, 0); err != nil || !ok {
-			if err == nil || errors.Is(err, ErrFull) {
+	for !s.roomFor(size, 0) {
+		// Grow the store for it if it may, one step per transaction unless
+		// the caller must wait; never compact for it here, as a put would
+		// pay for it unasked.
+		if !s.canGrow() {
+			return errNoRoom
+		}
+		top, err := s.top()
+		if err != nil {
+			return err
+		}
+		want := size + s.reserve(0)
+		if err := s.grow(want - min(want, s.geo.Size-top)); err != nil {
+			if errors.Is(err, ErrFull) {
 				return errNoRoom
 			}
 			return err
 		}
+		if !wait {
+			return errNoRoom // the next transaction goes on
+		}
 	}
 	t := s.begin()
+	clean := s.hdr.Clean.Load()
 	off, err := t.allocWith(size, s.reserve(0))
 	if err != nil {
 		t.rollback()
@@ -129,8 +147,13 @@ func (s *Store) startMigration(v *indexView, n uint64) error {
 	faultPoint("index-alloc")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	e.KeyLen, e.Slack, e.Flags, e.Sum = 0, 0, layout.EntryIndex, 0
-	buckets, _ := s.r.Bytes(offsetptr.Offset(layout.IndexTableBuckets(off)), n*layout.BucketSize)
-	clear(buckets)
+	if off < clean {
+		// Memory used before: clear it. A table from never-written memory
+		// (the usual case: bump-allocated, often in space just grown) is
+		// zeros already, and a put does not pay for clearing it.
+		buckets, _ := s.r.Bytes(offsetptr.Offset(layout.IndexTableBuckets(off)), n*layout.BucketSize)
+		clear(buckets)
+	}
 	storeHalf(&e.Seq, s.nextSeq(false))
 	faultPoint("index-filled")
 	s.publishIndex(t, off, n, v.cur.descOff(), v.cur.n)

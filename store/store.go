@@ -311,6 +311,12 @@ func initialize(name string, obj *object, o *Options, adopt bool) (s *Store, err
 	d.Off.Store(g.IndexOff)
 	d.Buckets.Store(g.NumBuckets)
 	h.Meta.Top.Store(g.HeapOff)
+	// A new object is zeros; an adopted one may hold what its dead creator
+	// wrote anywhere.
+	h.Clean.Store(g.HeapOff)
+	if adopt {
+		h.Clean.Store(g.Size)
+	}
 	h.Alloc.Cursor.Store(g.HeapOff)
 	h.Checksum = layout.HeaderChecksum(h)
 	s, err = attachMapping(name, obj, m, o)
