@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shmkv/shmkv/internal/units"
 )
 
 // The workload of the performance targets: 100,000 keys of 16 bytes,
@@ -335,5 +338,115 @@ func BenchmarkPutInCache(b *testing.B) {
 		if err := s.Put(keys[i%len(keys)], v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPutDuringGrowth puts keys (16 B, values of 100 B) into a store
+// that starts at 1 MiB, until it has grown to 1 GiB (SHMKV_GROWTH_TO sets
+// another size), and reports each put's latency: p50, p99, p99.9 and the
+// worst, with how many growth steps and index migrations the puts made.
+// Run it with -benchtime 1x: one pass is the measurement.
+func BenchmarkPutDuringGrowth(b *testing.B) {
+	to := int64(1 << 30)
+	if v := os.Getenv("SHMKV_GROWTH_TO"); v != "" {
+		n, err := units.ParseSize(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		to = n
+	}
+	for range b.N {
+		b.StopTimer()
+		s := newStore(b, &Options{Size: 1 << 20, MaxSize: to})
+		lat := make([]time.Duration, 0, to/150)
+		val := make([]byte, 100)
+		// The worst put of each kind: one that grew the store, one that
+		// started or ended an index migration, one that moved buckets, and
+		// the rest.
+		kinds := []string{"growth", "index", "step", "put"}
+		worst := make([]time.Duration, len(kinds))
+		b.StartTimer()
+		for i := 0; ; i++ {
+			k := benchKey(i)
+			g, gen, cur := s.hdr.Grow.Growths.Load(), s.hdr.Grow.IndexGen.Load(), s.hdr.Alloc.IndexCursor.Load()
+			t0 := time.Now()
+			err := s.Put(k, val)
+			d := time.Since(t0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, d)
+			kind := 3
+			switch {
+			case s.hdr.Grow.Growths.Load() != g:
+				kind = 0
+			case s.hdr.Grow.IndexGen.Load() != gen:
+				kind = 1
+			case s.hdr.Alloc.IndexCursor.Load() != cur:
+				kind = 2
+			}
+			worst[kind] = max(worst[kind], d)
+			if int64(s.hdr.Grow.Size.Load()) >= to {
+				break // grown: what follows is a full store's business
+			}
+		}
+		b.StopTimer()
+		st := s.Stats()
+		slices.Sort(lat)
+		q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+		b.ReportMetric(float64(len(lat)), "puts")
+		b.ReportMetric(q(0.5), "p50-ns")
+		b.ReportMetric(q(0.99), "p99-ns")
+		b.ReportMetric(q(0.999), "p99.9-ns")
+		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+		for i, k := range kinds {
+			b.ReportMetric(float64(worst[i].Nanoseconds()), "max-"+k+"-ns")
+		}
+		b.ReportMetric(float64(st.Growths), "growths")
+		b.ReportMetric(float64(st.IndexMigrations), "migrations")
+		b.Logf("%d puts to %s: store %d MiB, index for %d keys", len(lat), units.FormatBytes(to), st.Size>>20, st.IndexCapacity)
+		s.Close()
+	}
+}
+
+// BenchmarkGrownVsFixed: gets and puts (overwrites) on 100,000 keys in a
+// store that grew to hold them from 1 MiB (impl=grown) and in one created
+// at the size it reached (impl=fixed), so steady state after growth can be
+// set against a store that never grew.
+func BenchmarkGrownVsFixed(b *testing.B) {
+	grownSize := int64(0)
+	for _, impl := range []string{"grown", "fixed"} {
+		mk := func(b *testing.B) (*Store, [][]byte, []int) {
+			if impl == "grown" {
+				s, keys, order := benchStoreWith(b, 100, &Options{Size: 1 << 20, MaxSize: 1 << 30})
+				grownSize = s.Stats().Size
+				return s, keys, order
+			}
+			if grownSize == 0 {
+				b.Skip("needs impl=grown first")
+			}
+			return benchStoreWith(b, 100, &Options{Size: grownSize})
+		}
+		b.Run("op=get/impl="+impl, func(b *testing.B) {
+			s, keys, order := mk(b)
+			buf := make([]byte, 0, 100)
+			settle(b)
+			for i := 0; i < b.N; i++ {
+				var err error
+				if buf, err = s.GetAppend(buf[:0], keys[order[i&(len(order)-1)]]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("op=put/impl="+impl, func(b *testing.B) {
+			s, keys, order := mk(b)
+			v := make([]byte, 100)
+			settle(b)
+			for i := 0; i < b.N; i++ {
+				if err := s.Put(keys[order[i&(len(order)-1)]], v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -83,9 +83,10 @@ func (s *Store) Len() (n int) {
 // Range calls fn for each key and value in the store, in no particular
 // order, until fn returns false. It takes no lock: each pair is read
 // whole and was in the store at some instant during Range, and a key
-// present throughout Range is seen once; keys put or deleted while it runs
-// may or may not be seen, and a key deleted and put again while Range runs
-// may be seen twice. key and value are fresh copies fn may keep (keeping
+// present throughout Range is seen at least once: once, unless the index
+// grew under Range (a migration moved it past the scan) or the key was
+// deleted and put again, when it may be seen twice. Keys put or deleted
+// while it runs may or may not be seen. key and value are fresh copies fn may keep (keeping
 // the key does not keep the value's memory). fn may call the Store's other
 // methods.
 func (s *Store) Range(fn func(key, value []byte) bool) error {

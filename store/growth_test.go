@@ -117,3 +117,68 @@ func TestDefaultStoreGrows(t *testing.T) {
 		t.Fatalf("MaxSize below Size: %v", err)
 	}
 }
+
+// TestRangeWhileIndexGrows: Range runs while its own callback's puts make
+// the index start a migration, move buckets, finish it and start the next:
+// every key present throughout is seen (at least once), nothing else is,
+// and no value is wrong.
+func TestRangeWhileIndexGrows(t *testing.T) {
+	for _, mode := range []string{"Range", "Keys"} {
+		t.Run(mode, func(t *testing.T) {
+			s := newStore(t, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+			capacity := s.Stats().IndexCapacity
+			n := capacity*3/4 - 10 // just short of the first migration
+			for i := range n {
+				if err := s.Put(fmt.Appendf(nil, "k%05d", i), fmt.Appendf(nil, "v%05d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]int{}
+			added := 0
+			visit := func(k, v []byte) bool {
+				if !bytes.HasPrefix(k, []byte("k")) {
+					if !bytes.HasPrefix(k, []byte("x")) {
+						t.Fatalf("scan met key %q, never put", k)
+					}
+					return true
+				}
+				seen[string(k)]++
+				if v != nil && !bytes.Equal(v[1:], k[1:]) {
+					t.Fatalf("%s = %q", k, v)
+				}
+				for range 4 {
+					if err := s.Put(fmt.Appendf(nil, "x%05d", added), []byte("x")); err != nil {
+						t.Fatal(err)
+					}
+					added++
+				}
+				return true
+			}
+			var err error
+			if mode == "Range" {
+				err = s.Range(visit)
+			} else {
+				for k := range s.Keys() {
+					visit(k, nil)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := s.Stats()
+			if st.IndexMigrations < 1 {
+				t.Fatalf("no migration finished while the scan ran (%d keys added)", added)
+			}
+			dups := 0
+			for i := range n {
+				switch c := seen[fmt.Sprintf("k%05d", i)]; {
+				case c == 0:
+					t.Fatalf("k%05d, present throughout, not seen", i)
+				case c > 1:
+					dups++
+				}
+			}
+			t.Logf("%s: %d keys, %d seen twice, %d added during the scan, %d migrations", mode, n, dups, added, st.IndexMigrations)
+		})
+	}
+}
