@@ -73,7 +73,8 @@ type CompactProgress struct {
 	Entries int64 // entries moved
 }
 
-// Compact makes the store's free space contiguous: one pass over the heap
+// Compact makes the store's free space contiguous: it finishes an index
+// migration in progress (migrate.go), then makes one pass over the heap
 // that slides every entry down over the free blocks below it, as a series
 // of transactions of at most 1 MiB of moves each. It holds the writer lock
 // for one transaction at a time, so other writers go on between them, and
@@ -95,6 +96,24 @@ func (s *Store) CompactWithProgress(ctx context.Context, fn func(CompactProgress
 
 func (s *Store) compact(ctx context.Context, fn func(CompactProgress)) (CompactProgress, error) {
 	var p CompactProgress
+	// An index migration in progress is finished first, 256 buckets per
+	// hold of the lock, so that lookups look in one table again.
+	for migrating := true; migrating; {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		err := s.withLock(ctx, func(*txn) error {
+			v, err := s.view()
+			if err != nil || v.old.n == 0 {
+				migrating = false
+				return err
+			}
+			return s.migrateStep(v, 256)
+		}, false)
+		if err != nil {
+			return p, err
+		}
+	}
 	err := s.withLock(ctx, func(*txn) error {
 		top, err := s.top()
 		if err != nil {

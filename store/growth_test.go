@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -180,5 +181,28 @@ func TestRangeWhileIndexGrows(t *testing.T) {
 			}
 			t.Logf("%s: %d keys, %d seen twice, %d added during the scan, %d migrations", mode, n, dups, added, st.IndexMigrations)
 		})
+	}
+}
+
+// TestCompactFinishesMigration: a migration left half done when writes
+// stop is finished by Compact, and lookups find every key after.
+func TestCompactFinishesMigration(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+	n := 0
+	for ; !s.Stats().IndexMigrating; n++ {
+		if err := s.Put(fmt.Appendf(nil, "k%05d", n), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.IndexMigrating || st.IndexMigrations != 1 {
+		t.Fatalf("after Compact: migrating %v, %d migrations", st.IndexMigrating, st.IndexMigrations)
+	}
+	for i := range n {
+		if _, err := s.Get(fmt.Appendf(nil, "k%05d", i)); err != nil {
+			t.Fatalf("k%05d: %v", i, err)
+		}
 	}
 }
