@@ -19,9 +19,13 @@
 //	                |                      at 264 the Snapshot epoch    |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
-//	                | 3840  Alloc    112   Seq counter, compaction     |
-//	                |                      cursor and counts, NonEmpty |
-//	                | 3968  Grow      64   published size, growths     |
+//	                | 3824  Clean      8   highest Top ever             |
+//	                | 3840  Alloc    128   Seq counter, compaction     |
+//	                |                      cursor and counts, NonEmpty,|
+//	                |                      the index migration's cursor|
+//	                | 3968  Grow      64   published size, growths,     |
+//	                |                      IndexGen                     |
+//	                | 4032  Index     64   two index descriptors        |
 //	SlotsOff        +--------------------------------------------------+
 //	                | ProcSlot x NumSlots (32 B each): attached procs  |
 //	JournalOff      +--------------------------------------------------+
@@ -29,12 +33,20 @@
 //	                | Intent x MaxIntents (64 B each)                  |
 //	                | Undo x MaxUndo (16 B each)                       |
 //	IndexOff        +--------------------------------------------------+
-//	                | Bucket x NumBuckets (64 B each)                  |
+//	                | the first index table: Bucket x NumBuckets       |
 //	HeapOff         +--------------------------------------------------+
-//	                | blocks: header (12 B), key, value, padded to 8   |
+//	                | blocks: header (16 B), key, value, padded to 8;  |
+//	                | later index tables (Entry.Flags EntryIndex);     |
 //	                | free blocks between them; above Meta.Top, space  |
-//	                | never used or given back, up to Size             |
-//	Size            +--------------------------------------------------+
+//	                | never used or given back, up to Grow.Size        |
+//	Grow.Size       +--------------------------------------------------+
+//	                | (the object may be longer: a growth that died)   |
+//	MaxSize         +--------------------------------------------------+
+//
+// The header's Size and HeapSize are the region's at creation (InitSize);
+// the region in use ends at Grow.Size, which only the writer raises, in a
+// journaled step, after extending the object (store/growth.go). Every
+// process maps MaxSize bytes; readers bound every offset by Grow.Size.
 //
 // # Who writes what
 //
@@ -43,7 +55,8 @@
 // the process that holds the writer lock (Lock.Word), except a ProcSlot,
 // which its owner writes while holding the slot's OFD lock. Words that
 // readers or lock waiters load while a writer runs are typed atomics:
-// Magic, Lock.Word, Lock.Snapshot, Grow.Size, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
+// Magic, Lock.Word, Lock.Snapshot, Grow.Size, Grow.IndexGen, the Index
+// descriptors, Meta.Count, Bucket.Overflow, Bucket.Slots, Entry.Seq and
 // the ProcSlot fields.
 //
 // # Index
@@ -51,10 +64,23 @@
 // A key's 64-bit hash (KeyHash: XXH3 up to 128 bytes, XXH64 beyond) picks its home bucket (layout.Home: the hash times
 // NumBuckets, high 64 bits) and a 16-bit tag (low bits). A Bucket is one cache line: an overflow count and 7 slots. A
 // slot is 0 when empty, else Tag<<48 | EntryOffset>>3. A key lives in the
-// first bucket of its probe sequence (home, home+1, ... modulo NumBuckets,
-// at most MaxProbe buckets) that had room when it was inserted, and never
-// moves. A bucket's Overflow counts the live keys whose probe passed it, so a
-// lookup stops at the first bucket that has no match and Overflow 0.
+// first bucket of its probe sequence (home, home+1, ... modulo the table's
+// buckets, at most MaxProbe buckets) that had room when it was inserted,
+// and moves only when the index grows. A bucket's Overflow counts the live
+// keys whose probe passed it, so a lookup stops at the first bucket that
+// has no match and Overflow 0.
+//
+// The index is one table, or two while it grows (store/migrate.go):
+// Index.Desc[Grow.IndexGen & 1] names the current table and the old one
+// (OldOff 0: none). The first table lies at IndexOff; a later one is a
+// heap block flagged EntryIndex, whose buckets start at
+// IndexTableBuckets(block). Keys move from the old table to the current
+// one bucket by bucket, from bucket 0 up to Alloc.IndexCursor (an
+// IntentMove each); the old table's buckets below the cursor are empty, and
+// its Overflow counts may stay higher than needed. The writer changes the
+// tables by filling the descriptor not in force and then adding one to
+// IndexGen, which never goes back (undo moves it forward to the old
+// parity). Alloc.Migrations counts finished migrations.
 //
 // # Entries and free blocks
 //
@@ -100,8 +126,9 @@
 //
 // A mutation (or a batch of them) first records, in Undo, the old value of
 // every word it changes in place, then sets JournalHeader.State to Committed,
-// then publishes its Intents (one atomic store into an index slot each), then
-// frees what they replaced. Compaction moves an entry with an
+// then publishes its Intents (one atomic store into an index slot each; an
+// IntentMove then clears the old table's slot), then frees what they
+// replaced. Compaction moves an entry with an
 // IntentOverwrite whose new block holds the same key and value. Recovery
 // undoes everything when it finds State Prepare, and when it finds
 // Committed undoes the post-commit records and replays the intents. See package store, journal.go, for the protocol.
