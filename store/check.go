@@ -45,7 +45,15 @@ func (s *Store) checkLocked() (err error) {
 		return err
 	}
 	defer s.unlockWriter()
+	// As withLock does: the size another process grew the store to, before
+	// and after the repair.
+	if err := s.refreshSize(); err != nil {
+		return err
+	}
 	if err := s.repairIfNeeded(); err != nil {
+		return err
+	}
+	if err := s.refreshSize(); err != nil {
 		return err
 	}
 	return s.check()
@@ -64,7 +72,12 @@ func (s *Store) checkUnlocked() error {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		err := s.check()
+		// The store may have grown since this Store last looked (wmu
+		// guards the size; a read-only Store never writes, so only here).
+		err := s.refreshSize()
+		if err == nil {
+			err = s.check()
+		}
 		loadFence()
 		if m.Commits.Load() == before && jh.State.Load() == layout.JournalIdle {
 			return err

@@ -206,3 +206,29 @@ func TestCompactFinishesMigration(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckAfterAnotherGrew: Stores that did not grow the store themselves,
+// one writable and one read-only, check it after another Store grew it.
+func TestCheckAfterAnotherGrew(t *testing.T) {
+	a := newStore(t, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+	b, err := Open(a.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ro, err := Open(a.Name(), &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for i := 0; b.Stats().Growths == 0; i++ {
+		if err := b.Put(fmt.Appendf(nil, "k%05d", i), bytes.Repeat([]byte{1}, 4000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*Store{a, ro, b} {
+		if err := s.Check(); err != nil {
+			t.Fatalf("Check from a Store that did not grow it: %v", err)
+		}
+	}
+}
