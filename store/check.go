@@ -319,7 +319,9 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 // below the cursor are empty, and its Overflow counts may be higher than
 // needed (moves leave them, which only lengthens lookups).
 func (s *Store) checkIndex(v *violations, t *tally) {
-	iv, err := s.view()
+	// The descriptor as the region holds it now, not this process's view
+	// of it: a scribble that left IndexGen alone is found too.
+	iv, err := s.loadView(s.hdr.Grow.IndexGen.Load())
 	if err != nil {
 		v.add("index: %v", err)
 		return

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/shmkv/shmkv/layout"
 )
 
 // TestGrowsWhenFilling: a store created at 1 MiB that may grow to 64 MiB
@@ -230,5 +233,138 @@ func TestCheckAfterAnotherGrew(t *testing.T) {
 		if err := s.Check(); err != nil {
 			t.Fatalf("Check from a Store that did not grow it: %v", err)
 		}
+	}
+}
+
+// TestCorruptGrowthFields: a published size or an index descriptor that
+// cannot be right gives ErrCorrupt to readers, writers, Open and Check of
+// a store mid-migration, never a fault or a wild access; a size past the
+// object that is still inside the mapping is caught by the fault guard.
+func TestCorruptGrowthFields(t *testing.T) {
+	cases := []struct {
+		what   string
+		damage func(s *Store)
+	}{
+		{"size past MaxSize", func(s *Store) { s.hdr.Grow.Size.Store(s.maxSize + 4096) }},
+		{"size below the first", func(s *Store) { s.hdr.Grow.Size.Store(s.hdr.InitSize - 4096) }},
+		{"size past the object", func(s *Store) { s.hdr.Grow.Size.Store(s.geo.Size + 8<<20) }},
+		{"size past the object, a slot naming past it", func(s *Store) {
+			s.hdr.Grow.Size.Store(s.geo.Size + 8<<20)
+			p, err := s.find([]byte("k00007"), hashKey([]byte("k00007")), nil)
+			if err != nil || !p.found {
+				panic(fmt.Sprint("k00007 not found: ", err))
+			}
+			s.word(p.slot).Store(layout.SlotWord(p.tag, s.geo.Size+4<<20))
+		}},
+		{"size unaligned", func(s *Store) { s.hdr.Grow.Size.Store(s.geo.Size + 4) }},
+		{"size zero", func(s *Store) { s.hdr.Grow.Size.Store(0) }},
+		{"table past the size", func(s *Store) {
+			d := &s.hdr.Index.Desc[s.hdr.Grow.IndexGen.Load()&1]
+			d.Off.Store(s.geo.Size - 64)
+		}},
+		{"table of no buckets", func(s *Store) {
+			s.hdr.Index.Desc[s.hdr.Grow.IndexGen.Load()&1].Buckets.Store(0)
+		}},
+		{"table of 2^40 buckets", func(s *Store) {
+			s.hdr.Index.Desc[s.hdr.Grow.IndexGen.Load()&1].Buckets.Store(1 << 40)
+		}},
+		{"old table overlapping the current", func(s *Store) {
+			d := &s.hdr.Index.Desc[s.hdr.Grow.IndexGen.Load()&1]
+			d.OldOff.Store(d.Off.Load())
+		}},
+		{"the other descriptor (zeros)", func(s *Store) {
+			g := s.hdr.Grow.IndexGen.Load()
+			s.hdr.Index.Desc[(g+1)&1] = layout.IndexDesc{}
+			s.hdr.Grow.IndexGen.Store(g + 1)
+		}},
+		{"cursor past the old table", func(s *Store) { s.hdr.Alloc.IndexCursor.Store(1 << 50) }},
+	}
+	for _, c := range cases {
+		t.Run(c.what, func(t *testing.T) {
+			name := testName(t)
+			s, err := Create(name, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			n := 0
+			for ; !s.Stats().IndexMigrating || s.Stats().IndexMigrations == 0; n++ {
+				if err := s.Put(fmt.Appendf(nil, "k%05d", n), bytes.Repeat([]byte{'v'}, 200)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reader, err := Open(name, &Options{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
+			c.damage(s)
+			bad := 0
+			for i := range n {
+				v, err := reader.Get(fmt.Appendf(nil, "k%05d", i))
+				switch {
+				case err == nil && len(v) != 200:
+					t.Fatalf("k%05d: %d bytes", i, len(v))
+				case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound):
+					t.Fatalf("k%05d: %v", i, err)
+				case err != nil:
+					bad++
+				}
+			}
+			werr := s.Put([]byte("new"), []byte("v"))
+			_, oerr := Open(name, nil)
+			cerr := reader.Check()
+			t.Logf("%d of %d gets failed; put: %v; open: %v; check: %v", bad, n, werr, oerr, cerr)
+			if strings.Contains(c.what, "a slot naming past it") {
+				if _, err := reader.Get([]byte("k00007")); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("get through a slot past the object: %v, want ErrCorrupt", err)
+				} else {
+					t.Log(err)
+				}
+			}
+			if cerr == nil {
+				t.Fatal("Check passed")
+			}
+			if werr != nil && !errors.Is(werr, ErrCorrupt) {
+				t.Fatalf("put: %v, want ErrCorrupt", werr)
+			}
+			// Let the cleanup's Check see a whole store again.
+			s.hdr.Grow.Size.Store(s.geo.Size)
+		})
+	}
+}
+
+// TestGrowReusesLongerObject: an object left longer than the published
+// size (a writer died between extending it and publishing) is a valid
+// store, and the next growths use those bytes.
+func TestGrowReusesLongerObject(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 64 << 20})
+	if err := os.Truncate(s.Path(), 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.ObjectBytes != 8<<20 || st.Size != 1<<20 {
+		t.Fatalf("object %d bytes, size %d", st.ObjectBytes, st.Size)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(s.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Grow(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.ObjectBytes != 8<<20 || st.Size < 4<<20 {
+		t.Fatalf("after Grow(4 MiB): object %d bytes, size %d", st.ObjectBytes, st.Size)
+	}
+	for i := range 4000 {
+		if err := s.Put(fmt.Appendf(nil, "k%05d", i), bytes.Repeat([]byte{'v'}, 3000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Size <= 8<<20 || st.ObjectBytes != st.Size {
+		t.Fatalf("after 12 MB of puts: object %d bytes, size %d", st.ObjectBytes, st.Size)
 	}
 }
