@@ -117,9 +117,13 @@ type fuzzImage struct {
 // buildImage creates a minimum-size store, lets fill change it, and
 // returns a copy of its region. The store itself is removed at once.
 func buildImage(f *testing.F, what string, fill func(s *Store) [][]byte) fuzzImage {
+	return buildImageWith(f, what, &Options{Size: fuzzImageSize}, fill)
+}
+
+func buildImageWith(f *testing.F, what string, opts *Options, fill func(s *Store) [][]byte) fuzzImage {
 	f.Helper()
 	name := shmtest.NewName("shmkv-fuzzseed")
-	s, err := Create(name, &Options{Size: fuzzImageSize})
+	s, err := Create(name, opts)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -188,7 +192,23 @@ func damagedImages(f *testing.F) []fuzzImage {
 		}
 		return keys
 	})
-	return []fuzzImage{few, batch, mixed}
+	// A store that grew (the object twice its first size) and whose index
+	// is migrating from a heap table to another.
+	grown := buildImageWith(f, "grown, index migrating", &Options{Size: fuzzImageSize, MaxSize: 4 * fuzzImageSize}, func(s *Store) [][]byte {
+		var keys [][]byte
+		for i := 0; ; i++ {
+			st := s.Stats()
+			if st.Growths > 0 && st.IndexMigrating && st.IndexMigrations > 0 {
+				return keys
+			}
+			k := []byte(fmt.Sprintf("g%04d", i))
+			keys = append(keys, k)
+			if err := s.Put(k, make([]byte, i%300)); err != nil {
+				f.Fatal(err)
+			}
+		}
+	})
+	return []fuzzImage{few, batch, mixed, grown}
 }
 
 // exercise opens the object name read-only and read-write and runs reads,
@@ -275,6 +295,15 @@ func FuzzOpenDamagedImage(f *testing.F) {
 		patch(uint32(g.HeapOff+8), 2, 0xffff),       // first entry's key length
 		patch(uint32(g.HeapOff+4), 1, 1),            // first entry's seq made odd
 		patch(uint32(g.HeapOff+64), 0, 0x41),        // inside a value
+		// Growth's words: the published size, IndexGen, a descriptor, the
+		// migration's cursor.
+		patch(layout.GrowSizeOff, 3, 1<<20),
+		patch(layout.GrowSizeOff, 2, 0xffffffff),
+		patch(layout.IndexGenOff, 0, 1),
+		patch(layout.IndexDescOff, 3, 0xfff0),
+		patch(layout.IndexDescOff+8, 4, 0xffffffff),
+		patch(layout.IndexDescOff+16, 2, 0x40),
+		patch(layout.IndexCursorOff, 1, 0x7f),
 	}
 	for i, p := range seeds {
 		f.Add(uint8(i%len(images)), p)
