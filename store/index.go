@@ -456,10 +456,6 @@ func (t *txn) find(key []byte) (place, error) {
 		return t.s.find(key, h, nil)
 	}
 	s := t.s
-	v, err := s.view()
-	if err != nil {
-		return place{}, err
-	}
 	for i := b.byHash.get(h); i != 0; i = b.chain[i-1] {
 		// NB: each word of the intent is read once: this process wrote it,
 		// but another may have written over it since.
@@ -475,6 +471,10 @@ func (t *txn) find(key []byte) (place, error) {
 		}
 		if !bytes.Equal(s.key(e), key) {
 			continue
+		}
+		v, err := s.view()
+		if err != nil {
+			return place{}, err
 		}
 		tb := v.tableOf(slot)
 		if tb == nil || tb.distance(tb.home(h), tb.bucketOfSlot(slot)) >= layout.MaxProbe {
@@ -496,24 +496,25 @@ func (t *txn) find(key []byte) (place, error) {
 // a new key always goes into the current one. REQUIRES: the writer lock,
 // so nothing changes underneath but what another process scribbles, which
 // each load checks.
-func (s *Store) find(key []byte, h uint64, reserved *table) (place, error) {
+func (s *Store) find(key []byte, h uint64, reserved *table) (p place, err error) {
 	v, err := s.view()
 	if err != nil {
-		return place{}, err
+		return p, err
 	}
 	if v.old.n != 0 {
-		p, err := s.findIn(&v.old, key, h, nil, false)
-		if err != nil || p.found {
+		if err := s.findIn(&p, &v.old, key, h, nil, false); err != nil || p.found {
 			return p, err
 		}
 	}
-	return s.findIn(&v.cur, key, h, reserved, true)
+	err = s.findIn(&p, &v.cur, key, h, reserved, true)
+	return p, err
 }
 
-// findIn is find in table tb; with free, it also looks for an empty slot
-// for the key.
-func (s *Store) findIn(tb *itable, key []byte, h uint64, reserved *table, free bool) (place, error) {
-	p := place{h: h, tbl: tb, home: tb.home(h)}
+// findIn is find in table tb, into p; with free, it also looks for an
+// empty slot for the key. (NB: p is the caller's, so that a place, 16
+// words, is not copied on its way out.)
+func (s *Store) findIn(p *place, tb *itable, key []byte, h uint64, reserved *table, free bool) error {
+	*p = place{h: h, tbl: tb, home: tb.home(h)}
 	p.tag = layout.Tag(p.h)
 	absent := false // proven absent; still looking for a free slot
 	for d := uint64(0); d < layout.MaxProbe; d++ {
@@ -532,11 +533,11 @@ func (s *Store) findIn(tb *itable, key []byte, h uint64, reserved *table, free b
 			}
 			e, err := s.liveBlock(layout.SlotOffset(w))
 			if err != nil {
-				return p, fmt.Errorf("%w (index slot %#x)", err, slotOff(boff, i))
+				return fmt.Errorf("%w (index slot %#x)", err, slotOff(boff, i))
 			}
 			if e.kl == uint64(len(key)) && bytes.Equal(s.key(e), key) {
 				p.found, p.slot, p.word, p.b, p.probed = true, slotOff(boff, i), w, e, d
-				return p, nil
+				return nil
 			}
 		}
 		if b.Overflow.Load() == 0 {
@@ -545,10 +546,10 @@ func (s *Store) findIn(tb *itable, key []byte, h uint64, reserved *table, free b
 			absent = true
 		}
 		if absent && (p.slot != 0 || !free) {
-			return p, nil
+			return nil
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // key, value and kv alias a checked live block's bytes (liveBlock), with

@@ -298,10 +298,6 @@ func (t *txn) apply() error {
 	if err != nil {
 		return err
 	}
-	v, err := s.view()
-	if err != nil {
-		return err
-	}
 	for i := range its {
 		it := &its[i]
 		if it.Flags&layout.IntentSuperseded != 0 {
@@ -359,6 +355,10 @@ func (t *txn) apply() error {
 			dCount++
 		case layout.IntentDelete:
 			dCount--
+			v, err := s.view()
+			if err != nil {
+				return err
+			}
 			tb := v.tableOf(it.Slot) // checkIntent found it
 			t.unprobe(tb, it.Home, tb.bucketOfSlot(it.Slot))
 		}
@@ -417,25 +417,26 @@ func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
 		return nil, fmt.Errorf("%w: journal holds %d intents, capacity %d", ErrCorrupt, n, s.geo.MaxIntents)
 	}
 	s.itBuf = append(s.itBuf[:0], s.intents[:n]...)
+	v, err := s.view()
+	if err != nil {
+		return nil, err
+	}
 	for i := range s.itBuf {
-		if err := s.checkIntent(&s.itBuf[i]); err != nil {
+		if err := s.checkIntent(v, &s.itBuf[i]); err != nil {
 			return nil, err
 		}
 	}
 	return s.itBuf, nil
 }
 
-// checkIntent validates an intent read back from the region.
-func (s *Store) checkIntent(it *layout.Intent) error {
+// checkIntent validates an intent read back from the region, against the
+// index v.
+func (s *Store) checkIntent(v *indexView, it *layout.Intent) error {
 	g := &s.geo
 	okWord := func(w uint64) bool { return w == 0 || g.EntryInHeap(layout.SlotOffset(w)) }
 	bad := func() error {
 		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
 			ErrCorrupt, it.Kind, it.Flags, it.Slot, it.Old, it.New, it.Home)
-	}
-	v, err := s.view()
-	if err != nil {
-		return err
 	}
 	tb := v.tableOf(it.Slot)
 	if tb == nil || it.Home >= tb.n || tb.distance(it.Home, tb.bucketOfSlot(it.Slot)) >= layout.MaxProbe ||

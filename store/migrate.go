@@ -248,8 +248,8 @@ func (t *txn) migrateBucket(v *indexView, bi uint64) error {
 		if layout.Tag(h) != layout.SlotTag(w) {
 			return fmt.Errorf("%w: index slot %#x: tag %#x, its key hashes to tag %#x", ErrCorrupt, at, layout.SlotTag(w), layout.Tag(h))
 		}
-		p, err := s.findIn(&v.cur, s.key(e), h, &s.batch.slots, true)
-		if err != nil {
+		var p place
+		if err := s.findIn(&p, &v.cur, s.key(e), h, &s.batch.slots, true); err != nil {
 			return err
 		}
 		if p.found {

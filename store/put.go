@@ -264,8 +264,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 			if err := t.makeRoom(0, true); err != nil {
 				return err
 			}
-			defer func() { t.noCompact = false }()
-			return t.put(key, value, c, old)
+			return t.putAgain(key, value, c, old)
 		}
 	}
 	kind := mutInsert
@@ -293,8 +292,7 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 		if err := t.makeRoom(size, false); err != nil {
 			return err
 		}
-		defer func() { t.noCompact = false }()
-		return t.put(key, value, c, old)
+		return t.putAgain(key, value, c, old)
 	}
 	if err != nil {
 		return err
@@ -326,6 +324,15 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	faultPoint("intent")
 	t.checkBudget()
 	return nil
+}
+
+// putAgain plans the put again after makeRoom, which set noCompact.
+// (NB: not a defer in put: a function with defers and many returns gets
+// no open-coded defers, and every put then paid for deferreturn.)
+func (t *txn) putAgain(key, value []byte, c cond, old []byte) error {
+	err := t.put(key, value, c, old)
+	t.noCompact = false
+	return err
 }
 
 // del plans deleting key (if its value is old, when old != nil).
