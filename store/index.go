@@ -39,11 +39,10 @@ type indexView struct {
 // IndexGen again after it (indexMoved). It reads the descriptor again only
 // when IndexGen has changed.
 func (s *Store) view() (*indexView, error) {
-	g := s.hdr.Grow.IndexGen.Load()
-	if v := s.idx.Load(); v != nil && v.gen == g {
+	if v := s.idx.Load(); v != nil && v.gen == s.hdr.Grow.IndexGen.Load() {
 		return v, nil
 	}
-	return s.loadView(g)
+	return s.loadView(s.hdr.Grow.IndexGen.Load())
 }
 
 // indexMoved reports whether the index changed since v: a lookup made in v

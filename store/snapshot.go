@@ -158,12 +158,14 @@ type cowCache struct {
 // snapshot is in progress, the pages they lie on are copied for it first.
 // Outside snapshots it costs two loads. REQUIRES: the writer lock.
 func (s *Store) cow(off, n uint64) {
-	if e := s.hdr.Lock.Snapshot.Load(); e != 0 || s.cows.epoch != 0 {
-		s.cowSlow(e, off, n)
+	// NB: kept within the inliner's budget: it is on every logged word.
+	if s.hdr.Lock.Snapshot.Load()|s.cows.epoch != 0 {
+		s.cowSlow(off, n)
 	}
 }
 
-func (s *Store) cowSlow(e, off, n uint64) {
+func (s *Store) cowSlow(off, n uint64) {
+	e := s.hdr.Lock.Snapshot.Load()
 	if e != s.cows.epoch {
 		s.cowSwitch(e)
 	}
