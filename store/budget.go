@@ -49,6 +49,9 @@ const (
 	// undoTxn: once per transaction in all: undoApply, and FreeBytes and
 	// LazyBytes, which flushCounts writes at the commit, before CommitUndo.
 	undoTxn = undoApply + 2
+	// undoDesc: publishing an index descriptor (migrate.go): its four
+	// words and IndexGen.
+	undoDesc = 5
 )
 
 // Every mutation of the worst kind must fit an empty journal.
@@ -58,12 +61,16 @@ const _ = uint64(layout.UndoWorst) - (undoMove + undoFree + undoTxn + 2*layout.M
 type mutKind uint8
 
 const (
-	mutInsert    mutKind = iota // a new key: allocate, raise Overflow on probed buckets
-	mutOverwrite                // a key's new value: allocate; free the old block after the commit
-	mutDelete                   // free the block and lower Overflow after the commit
-	mutMove                     // compaction: a new block for the same entry; free the old one
-	mutSettle                   // compaction: merge a free block with its free neighbours
-	mutMigrate                  // a migration's move: raise Overflow on probed buckets of the new table
+	mutInsert     mutKind = iota // a new key: allocate, raise Overflow on probed buckets
+	mutOverwrite                 // a key's new value: allocate; free the old block after the commit
+	mutDelete                    // free the block and lower Overflow after the commit
+	mutMove                      // compaction: a new block for the same entry; free the old one
+	mutSettle                    // compaction: merge a free block with its free neighbours
+	mutMigrate                   // a migration's move: raise Overflow on probed buckets of the new table
+	mutGrow                      // growth: the published size and the growth count
+	mutIndexStart                // a migration's start: allocate the table, publish the descriptor, the cursor
+	mutIndexStep                 // a migration step's cursor (its moves are mutMigrate each)
+	mutIndexEnd                  // a migration's end: publish the descriptor, count it, free the old table
 )
 
 // undoBudget is the records one mutation writes before the commit (pre)
@@ -81,6 +88,14 @@ func undoBudget(k mutKind, probed uint64) (pre, post uint64) {
 		return undoSettle, 0
 	case mutMigrate:
 		return probed, 0
+	case mutGrow:
+		return 2, 0
+	case mutIndexStart:
+		return undoAlloc + undoDesc + 1, 0
+	case mutIndexStep:
+		return 1, 0
+	case mutIndexEnd:
+		return undoDesc + 1 + undoFree, 0
 	default: // mutMove
 		return undoMove, undoFree
 	}

@@ -130,9 +130,14 @@ func (s *Store) grow(need uint64) error {
 	faultPoint("grow-extend")
 	s.objLen = max(s.objLen, size)
 	t := s.begin()
+	if err := t.budget(mutGrow, 0); err != nil {
+		t.rollback()
+		return err
+	}
 	t.set(layout.GrowSizeOff, size)
 	t.add(layout.GrowthsOff, 1)
 	faultPoint("grow-publish")
+	t.checkBudget()
 	t.settled = true // a commit with no intent
 	if err := t.commit(); err != nil {
 		return err

@@ -138,6 +138,10 @@ func (s *Store) startMigration(v *indexView, n uint64, wait bool) error {
 		}
 	}
 	t := s.begin()
+	if err := t.budget(mutIndexStart, 0); err != nil {
+		t.rollback()
+		return err
+	}
 	clean := s.hdr.Clean.Load()
 	off, err := t.allocWith(size, s.reserve(0))
 	if err != nil {
@@ -158,6 +162,7 @@ func (s *Store) startMigration(v *indexView, n uint64, wait bool) error {
 	faultPoint("index-filled")
 	s.publishIndex(t, off, n, v.cur.descOff(), v.cur.n)
 	t.set(layout.IndexCursorOff, 0)
+	t.checkBudget()
 	t.settled = true // a commit with no intent
 	return t.commit()
 }
@@ -201,7 +206,7 @@ func (s *Store) migrateStep(v *indexView, limit uint64) error {
 		t.batch = &s.batch // the slots this step fills
 		end := cursor
 		for end < v.old.n && end-cursor < limit {
-			if t.nIntents+layout.BucketSlots > s.geo.MaxIntents {
+			if t.nIntents+layout.BucketSlots >= s.geo.MaxIntents { // and room for the cursor's budget
 				break
 			}
 			if err := t.migrateBucket(v, end); err != nil {
@@ -214,8 +219,13 @@ func (s *Store) migrateStep(v *indexView, limit uint64) error {
 			t.rollback()
 			return fmt.Errorf("%w: the journal cannot hold one bucket's moves", ErrCorrupt)
 		}
+		if err := t.budget(mutIndexStep, 0); err != nil {
+			t.rollback()
+			return err
+		}
 		t.set(layout.IndexCursorOff, end)
 		faultPoint("migrate-cursor")
+		t.checkBudget()
 		t.settled = true
 		if err := t.commit(); err != nil {
 			return err
@@ -279,6 +289,10 @@ func (t *txn) migrateBucket(v *indexView, bi uint64) error {
 // it looks again). REQUIRES: the writer lock, the journal idle.
 func (s *Store) finishMigration(v *indexView) error {
 	t := s.begin()
+	if err := t.budget(mutIndexEnd, 0); err != nil {
+		t.rollback()
+		return err
+	}
 	s.publishIndex(t, v.cur.descOff(), v.cur.n, 0, 0)
 	t.add(layout.MigrationsOff, 1)
 	if v.old.blk != 0 {
@@ -287,10 +301,6 @@ func (s *Store) finishMigration(v *indexView) error {
 			t.rollback()
 			return fmt.Errorf("%w: the old index table's block at %#x: %v", ErrCorrupt, v.old.blk, err)
 		}
-		if err := t.budget(mutDelete, 0); err != nil {
-			t.rollback()
-			return err
-		}
 		s.cow(b.off-8, b.size+32)
 		if err := t.free(b, false); err != nil {
 			t.rollback()
@@ -298,6 +308,7 @@ func (s *Store) finishMigration(v *indexView) error {
 		}
 		faultPoint("index-free")
 	}
+	t.checkBudget()
 	t.settled = true
 	return t.commit()
 }
