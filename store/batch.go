@@ -52,7 +52,7 @@ func (s *Store) UpdateContext(ctx context.Context, fn func(b *Batch) error) erro
 		// would escape to the heap.
 		b := &s.b
 		b.t = t
-		s.updateG.Store(goid(s.goidBuf[:]))
+		s.updateG.Store(curG(s))
 		defer func() { b.t = nil; s.updateG.Store(0) }()
 		err := fn(b)
 		fnFailed = err != nil

@@ -174,7 +174,7 @@ func (s *Store) withLock(ctx context.Context, fn func(t *txn) error, tx bool) (e
 // fails at once if that goroutine is this one (a Store method called from
 // inside Update's fn), and gives up at the write's deadline.
 func (s *Store) lockSlowly(ctx context.Context) error {
-	if g := s.updateG.Load(); g != 0 && g == goid(make([]byte, 32)) {
+	if g := s.updateG.Load(); g != 0 && g == curG(nil) {
 		return ErrInUpdate
 	}
 	start := time.Now()
