@@ -7,7 +7,7 @@
 //	valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.1 /tmp/putprofile -batches 1000
 //
 // The difference of the two "I refs" totals over 100,000 is the cost of one
-// batched put of a 16-byte key and a 100-byte value, 1,024 keys in the
+// batched put (with -single, of one Put, lock included) of a 16-byte key and a 100-byte value, 1,024 keys in the
 // store (so the count is of work, not of cache misses); callgrind_annotate
 // /tmp/cg.1 splits it by function. The store is removed on exit. With
 // -impl map or -impl map-inplace it counts the benchmarks' baselines
@@ -28,12 +28,13 @@ import (
 
 func main() {
 	batches := flag.Int("batches", 1000, "Update calls, each of 100 puts")
+	single := flag.Bool("single", false, "Put 100 keys one at a time per \"batch\" instead of one Update")
 	impl := flag.String("impl", "shmkv", "shmkv, or the benchmarks' baselines: map (a fresh copy per put) or map-inplace")
 	flag.Parse()
 	var err error
 	switch *impl {
 	case "shmkv":
-		err = run(*batches)
+		err = run(*batches, *single)
 	case "map", "map-inplace":
 		runMap(*batches, *impl == "map-inplace")
 	default:
@@ -45,7 +46,7 @@ func main() {
 	}
 }
 
-func run(batches int) error {
+func run(batches int, single bool) error {
 	name := fmt.Sprintf("shmkv-putprofile-%d", os.Getpid())
 	s, err := store.Create(name, &store.Options{Size: 8 << 20})
 	if err != nil {
@@ -63,6 +64,14 @@ func run(batches int) error {
 		}
 	}
 	for r := range batches {
+		if single {
+			for j := range 100 {
+				if err := s.Put(keys[(r*100+j)&1023], v); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		err := s.Update(func(b *store.Batch) error {
 			for j := range 100 {
 				if err := b.Put(keys[(r*100+j)&1023], v); err != nil {
