@@ -432,31 +432,33 @@ func (s *Store) loadIntents(n uint32) ([]layout.Intent, error) {
 // checkIntent validates an intent read back from the region, against the
 // index v.
 func (s *Store) checkIntent(v *indexView, it *layout.Intent) error {
-	g := &s.geo
-	okWord := func(w uint64) bool { return w == 0 || g.EntryInHeap(layout.SlotOffset(w)) }
-	bad := func() error {
-		return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
-			ErrCorrupt, it.Kind, it.Flags, it.Slot, it.Old, it.New, it.Home)
+	if s.intentOK(v, it) {
+		return nil
 	}
-	tb := v.tableOf(it.Slot)
-	if tb == nil || it.Home >= tb.n || tb.distance(it.Home, tb.bucketOfSlot(it.Slot)) >= layout.MaxProbe ||
-		!okWord(it.New) || it.Flags&^layout.IntentSuperseded != 0 {
-		return bad()
+	return fmt.Errorf("%w: journal intent (kind %d, flags %#x, slot %#x, old %#x, new %#x, home %d) is malformed",
+		ErrCorrupt, it.Kind, it.Flags, it.Slot, it.Old, it.New, it.Home)
+}
+
+func (s *Store) intentOK(v *indexView, it *layout.Intent) bool {
+	g := &s.geo
+	tb := &v.cur
+	if !tb.hasSlot(it.Slot) {
+		if tb = &v.old; !tb.hasSlot(it.Slot) {
+			return false
+		}
+	}
+	if it.Home >= tb.n || tb.distance(it.Home, tb.bucketOfSlot(it.Slot)) >= layout.MaxProbe ||
+		(it.New != 0 && !g.EntryInHeap(layout.SlotOffset(it.New))) || it.Flags&^layout.IntentSuperseded != 0 {
+		return false
 	}
 	switch it.Kind {
 	case layout.IntentMove:
 		// From the old table into the current one; Old is the old slot.
-		if tb != &v.cur || !v.old.hasSlot(it.Old) || it.New == 0 {
-			return bad()
-		}
+		return tb == &v.cur && v.old.hasSlot(it.Old) && it.New != 0
 	case layout.IntentInsert, layout.IntentOverwrite, layout.IntentDelete:
-		if !okWord(it.Old) || (it.New == 0) != (it.Kind == layout.IntentDelete) {
-			return bad()
-		}
-	default:
-		return bad()
+		return (it.Old == 0 || g.EntryInHeap(layout.SlotOffset(it.Old))) && (it.New == 0) == (it.Kind == layout.IntentDelete)
 	}
-	return nil
+	return false
 }
 
 // repairIfNeeded repairs the region if the previous holder of the writer
