@@ -286,7 +286,16 @@ type JournalHeader struct {
 	NumUndo    atomic.Uint32 // 8
 	CommitUndo atomic.Uint32 // 12: NumUndo when State became Committed
 	Owner      atomic.Uint32 // 16: lock identity of the writer
-	_          [JournalHead - 20]byte
+	_          uint32
+	// PreFree and PreLazy are what the transaction's allocations before
+	// its commit changed Meta.FreeBytes and Alloc.LazyBytes by (two's
+	// complement), stored just before the commit. Apply adds them to the
+	// counters with its own changes, in one logged add each: so an
+	// overwrite that takes a free block and frees one of the same size
+	// writes neither counter, and a replay adds them again from here.
+	PreFree atomic.Uint64 // 24
+	PreLazy atomic.Uint64 // 32
+	_       [JournalHead - 40]byte
 }
 
 // Intent kinds.

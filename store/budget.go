@@ -46,9 +46,9 @@ const (
 	// apply writes (FreeBytes, LazyBytes, Count, BlockUsed, KVBytes,
 	// Commits).
 	undoApply = 6
-	// undoTxn: once per transaction in all: undoApply, and FreeBytes and
-	// LazyBytes, which flushCounts writes at the commit, before CommitUndo.
-	undoTxn = undoApply + 2
+	// undoTxn: once per transaction in all: undoApply (the commit writes
+	// its counters into the journal header, unlogged: flushCounts).
+	undoTxn = undoApply
 	// undoDesc: publishing an index descriptor (migrate.go): its four
 	// words and IndexGen.
 	undoDesc = 5

@@ -353,7 +353,7 @@ func midTransaction(f *testing.F) (prepare, committed fuzzImage) {
 			}
 		}
 		p = regionImage(s)
-		t.flushCounts()
+		t.flushCounts(true)
 		t.jh.CommitUndo.Store(t.nUndo)
 		t.logged = [len(t.logged)]uint64{}
 		t.jh.State.Store(layout.JournalCommitted)

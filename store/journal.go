@@ -193,10 +193,17 @@ func undoOverflow() {
 }
 
 // flushCounts writes the counters the transaction has been keeping in
-// process memory.
-func (t *txn) flushCounts() {
-	t.add(layout.FreeBytesOff, t.freeDelta)
-	t.add(layout.LazyBytesOff, t.lazyDelta)
+// process memory: at the commit into the journal header (not logged: the
+// journal's own words), then in apply into the counters, with what apply
+// itself changed (JournalHeader.PreFree).
+func (t *txn) flushCounts(committing bool) {
+	if committing {
+		storeWord(&t.jh.PreFree, uint64(t.freeDelta))
+		storeWord(&t.jh.PreLazy, uint64(t.lazyDelta))
+	} else {
+		t.add(layout.FreeBytesOff, t.freeDelta+int64(t.jh.PreFree.Load()))
+		t.add(layout.LazyBytesOff, t.lazyDelta+int64(t.jh.PreLazy.Load()))
+	}
 	t.freeDelta, t.lazyDelta = 0, 0
 }
 
@@ -222,7 +229,7 @@ func (t *txn) commit() error {
 		t.rollback()
 		return nil
 	}
-	t.flushCounts() // the region must be whole at the commit instant
+	t.flushCounts(true) // the journal must be whole at the commit instant
 	storeHalf(&t.jh.CommitUndo, t.nUndo)
 	t.logged = [len(t.logged)]uint64{} // see logged
 	faultPoint("prepared")
@@ -364,7 +371,7 @@ func (t *txn) apply() error {
 		}
 		faultPoint("apply")
 	}
-	t.flushCounts()
+	t.flushCounts(false)
 	t.add(layout.CountOff, dCount)
 	t.add(layout.BlockUsedOff, dBlock)
 	t.add(layout.KVBytesOff, dKV)
