@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shmkv/shmkv/layout"
 )
 
@@ -366,5 +368,34 @@ func TestGrowReusesLongerObject(t *testing.T) {
 	}
 	if st := s.Stats(); st.Size <= 8<<20 || st.ObjectBytes != st.Size {
 		t.Fatalf("after 12 MB of puts: object %d bytes, size %d", st.ObjectBytes, st.Size)
+	}
+}
+
+// TestExtendWhenShmIsFull: growing into a file system with too little room
+// gives ErrFull that says the file system is full, how big it is and how
+// to raise it, and leaves the object as long as it was. It mounts a 4 MiB
+// tmpfs for the object (root only; skipped otherwise).
+func TestExtendWhenShmIsFull(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (%v): needs root", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	f, err := os.OpenFile(dir+"/obj", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	obj := &object{file: f, path: dir + "/obj"}
+	if err := extendObject(obj, 0, 2<<20, false); err != nil {
+		t.Fatal(err)
+	}
+	err = extendObject(obj, 2<<20, 8<<20, false)
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "is full") || !strings.Contains(err.Error(), "4.0 MiB") || !strings.Contains(err.Error(), "remount") {
+		t.Fatalf("growing past the file system: %v", err)
+	}
+	t.Log(err)
+	if fi, err := f.Stat(); err != nil || fi.Size() != 2<<20 {
+		t.Fatalf("after the failed growth the object is %d bytes (%v), want 2 MiB", fi.Size(), err)
 	}
 }

@@ -98,7 +98,7 @@ func extendObject(obj *object, cur, size int64, noReserve bool) error {
 	}
 	if err := unix.Fallocate(obj.fd(), 0, cur, size-cur); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
-			where := ShmDir
+			where := filepath.Dir(obj.path) // /dev/shm
 			if obj.tlb {
 				where = "the huge page pool"
 			}
