@@ -183,8 +183,8 @@ func runRole(role string, args []string) error {
 			return tortureWriter(args[0], args[1], true, x)
 		}
 		return tortureWriter(args[0], args[1], false, 0)
-	case "torture-reader": // torture-reader NAME WRITERS KEYS: validates every value it reads, forever
-		return tortureReader(args[0], atoi(args[1]), atoi(args[2]))
+	case "torture-reader": // torture-reader NAME WRITERS KEYS STATIC: validates every value it reads, forever
+		return tortureReader(args[0], atoi(args[1]), atoi(args[2]), atoi(args[3]))
 	case "compact-writer": // compact-writer NAME: overwrites c:<k> with drifting sizes and compacts, forever
 		return compactWriter(args[0])
 	case "compact-reader": // compact-reader NAME: validates values of c:<k> until "stop" appears

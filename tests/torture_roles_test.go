@@ -6,8 +6,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmkv/shmkv/layout"
@@ -272,25 +274,100 @@ func tortureWriter(name, id string, growth bool, x float64) error {
 	}
 }
 
+// staticKey is the i-th of the keys the growth torture puts before its
+// writers start and never changes, and staticValue its value.
+func staticKey(i int) string   { return "s:" + strconv.Itoa(i) }
+func staticValue(i int) []byte { return tortureValue(staticKey(i), "static", 50+i%400) }
+
 // tortureReader reads random keys of the writers' (the first keys of
 // each) and validates every value it finds (checkTortureValue); every
 // 4096 reads it reads the whole store with Range and validates every
 // writer's value in it, then sleeps twice as long as those reads took (on
 // a 2-core machine a reader that never slept would take half of it from
-// the writers and the parent). It prints "ready" when it has opened the
-// store, and every 100 ms or so "reads R hits H ranges G migrations M
-// growths N": M and N are the store's IndexMigrations and Growths then, so
-// a report with a higher M than an earlier one says the reader was
-// reading while those migrations ran.
-func tortureReader(name string, writers, keys int) error {
+// the writers and the parent). With static keys (staticKey(0) up to
+// static, there throughout), one read in 8 is of a static key, which must
+// be found, and Range must see each of them; and a second goroutine
+// crawls: Ranges that sleep a millisecond every 32 keys, slower than a
+// migration moves buckets, so that the index changes under them and
+// migrations overtake them, and each must see every static key (with its
+// value; it leaves the writers' values to the other Ranges).
+//
+// It prints "ready" when it has opened the store, and every 100 ms or so
+// "reads R hits H ranges G crawls C spanning S migrations M growths N": S
+// is how many crawls a migration started or ended during, M and N the
+// store's IndexMigrations and Growths then, so a report with a higher M
+// than an earlier one says the reader was reading while those migrations
+// ran.
+func tortureReader(name string, writers, keys, static int) error {
 	s, err := store.Open(name, &store.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	var crawls, spanning atomic.Int64
 	report := func(reads, hits, ranges int) {
 		st := s.Stats()
-		fmt.Printf("reads %d hits %d ranges %d migrations %d growths %d\n", reads, hits, ranges, st.IndexMigrations, st.Growths)
+		fmt.Printf("reads %d hits %d ranges %d crawls %d spanning %d migrations %d growths %d\n",
+			reads, hits, ranges, crawls.Load(), spanning.Load(), st.IndexMigrations, st.Growths)
+	}
+	// scan is one Range: it validates every static value, and every
+	// writer's unless crawling, and returns an error unless it saw every
+	// static key. A crawl sleeps a millisecond every 32 keys.
+	scan := func(crawl bool) error {
+		n := 0
+		seen := make([]bool, static)
+		var bad error
+		err := s.Range(func(k, v []byte) bool {
+			key := string(k)
+			if rest, ok := strings.CutPrefix(key, "s:"); ok {
+				if i, err := strconv.Atoi(rest); err == nil && i >= 0 && i < static {
+					seen[i] = true
+				}
+				bad = checkTortureValue(key, v)
+			} else if strings.HasPrefix(key, "t") && !crawl {
+				bad = checkTortureValue(key, v)
+			}
+			if n++; crawl && n%32 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			return bad == nil
+		})
+		if err == nil {
+			err = bad
+		}
+		if err != nil {
+			return err
+		}
+		if i := slices.Index(seen, false); i >= 0 {
+			return fmt.Errorf("missed %s, present throughout", staticKey(i))
+		}
+		return nil
+	}
+	crawlErr := make(chan error, 1)
+	if static > 0 {
+		go func() {
+			// index is where the index's growth stands: a change says a
+			// migration started or ended.
+			index := func() [2]uint64 {
+				st := s.Stats()
+				if st.IndexMigrating {
+					return [2]uint64{st.IndexMigrations, 1}
+				}
+				return [2]uint64{st.IndexMigrations, 0}
+			}
+			for c := 1; ; c++ {
+				at := index()
+				err := scan(true)
+				if err != nil {
+					crawlErr <- fmt.Errorf("crawl %d: %w", c, err)
+					return
+				}
+				crawls.Add(1)
+				if index() != at {
+					spanning.Add(1)
+				}
+			}
+		}()
 	}
 	fmt.Println("ready")
 	report(0, 0, 0)
@@ -300,20 +377,15 @@ func tortureReader(name string, writers, keys int) error {
 	batch := time.Now()
 	for i := 1; ; i++ {
 		if i%4096 == 0 {
-			var bad error
-			err := s.Range(func(k, v []byte) bool {
-				if strings.HasPrefix(string(k), "t") {
-					bad = checkTortureValue(string(k), v)
-				}
-				return bad == nil
-			})
-			if err != nil {
-				return err
-			}
-			if bad != nil {
-				return fmt.Errorf("range: %w", bad)
+			if err := scan(false); err != nil {
+				return fmt.Errorf("range: %w", err)
 			}
 			ranges++
+			select {
+			case err := <-crawlErr:
+				return err
+			default:
+			}
 			time.Sleep(2 * time.Since(batch))
 			batch = time.Now()
 			if time.Since(last) > 100*time.Millisecond {
@@ -322,12 +394,15 @@ func tortureReader(name string, writers, keys int) error {
 			}
 		}
 		key := fmt.Sprintf("t%d:%d", rand.IntN(writers), rand.IntN(keys))
+		if static > 0 && i%8 == 0 {
+			key = staticKey(rand.IntN(static))
+		}
 		v, err := s.GetAppend(buf[:0], []byte(key))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) && !strings.HasPrefix(key, "s:") {
 			continue
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("get %s: %w", key, err)
 		}
 		if err := checkTortureValue(key, v); err != nil {
 			return err

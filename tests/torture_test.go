@@ -181,9 +181,12 @@ const (
 // (extend, then a journaled publish of its size) and the index migrates
 // to tables twice as big (two old buckets moved before each transaction)
 // again and again while writers are SIGKILLed, and the reader, validating
-// every value it reads with Get and Range, reads throughout. The checks
-// after each kill are TestTorture's, the Range one now walking an index
-// that moves under it. The guarantee is the same with the heap the store
+// every value it reads with Get and Range, reads throughout. The store
+// also holds 512 static keys, put before the writers start: the reader's
+// Gets must find them and its Ranges see them all, among them crawls,
+// Ranges slower than a migration moves buckets, which migrations start,
+// end and overtake (tortureReader). The checks after each kill are
+// TestTorture's, the Range one now walking an index that moves under it. The guarantee is the same with the heap the store
 // may grow to in place of HeapSize; the writers stay far below it (24 MiB
 // of 64), so every ErrFull fails the test.
 //
@@ -196,8 +199,9 @@ const (
 // the index migrates 4 times (to 16,416 keys). Each round must have grown
 // the store at least twice and migrated the index at least 3 times
 // (floors below that, as what the writers get done hangs on the
-// machine), and the reader must have reported every one of those
-// migrations while it read.
+// machine), the reader must have reported every one of those migrations
+// while it read, and a migration must have started or ended during one
+// of its crawls at least.
 func TestTortureGrowth(t *testing.T) {
 	kills := tortureKills(t)
 	rounds := max(1, kills/tortureGrowthRound)
@@ -218,6 +222,9 @@ func TestTortureGrowth(t *testing.T) {
 			}
 			if res.reader.migrations != st.IndexMigrations || res.reader.ranges == 0 || res.reader.hits == 0 {
 				t.Errorf("the reader's last report %+v: it did not read through the %d migrations", res.reader, st.IndexMigrations)
+			}
+			if res.reader.spanning == 0 {
+				t.Errorf("the reader's last report %+v: no crawl saw a migration start or end", res.reader)
 			}
 		})
 		if !ok {
@@ -245,18 +252,24 @@ type tortureResult struct {
 
 // readerReport is a torture reader's report (tortureReader).
 type readerReport struct {
-	reads, hits, ranges int
-	migrations, growths uint64
+	reads, hits, ranges, crawls, spanning int
+	migrations, growths                   uint64
 }
 
 func parseReaderReport(l string) (readerReport, bool) {
 	f := strings.Fields(l)
-	if len(f) != 10 || f[0] != "reads" {
+	if len(f) != 14 || f[0] != "reads" {
 		return readerReport{}, false
 	}
 	n := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
-	return readerReport{reads: int(n(1)), hits: int(n(3)), ranges: int(n(5)), migrations: n(7), growths: n(9)}, true
+	return readerReport{reads: int(n(1)), hits: int(n(3)), ranges: int(n(5)), crawls: int(n(7)), spanning: int(n(9)),
+		migrations: n(11), growths: n(13)}, true
 }
+
+// tortureStatic is how many keys the growth torture puts before its
+// writers start and never changes (staticKey): every Range of the
+// reader's must see them all.
+const tortureStatic = 512
 
 func runTorture(t *testing.T, run tortureRun) tortureResult {
 	t.Helper()
@@ -277,9 +290,18 @@ func runTorture(t *testing.T, run tortureRun) tortureResult {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	static := 0
+	if run.growth {
+		static = tortureStatic
+		for i := range static {
+			if err := s.Put([]byte(staticKey(i)), staticValue(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	// The reader first: its first report is from before any write.
-	reader := spawn(t, "torture-reader", []string{name, strconv.Itoa(writers), strconv.Itoa(keys)})
+	reader := spawn(t, "torture-reader", []string{name, strconv.Itoa(writers), strconv.Itoa(keys), strconv.Itoa(static)})
 	reader.Expect(t, "ready", 10*time.Second)
 	follow := followReader(reader)
 
@@ -539,15 +561,16 @@ func runTorture(t *testing.T, run tortureRun) tortureResult {
 		p50, p99, waits[len(waits)-1], lockTimeout)
 	if run.growth {
 		summary += fmt.Sprintf("; growth: %d growths, from %d to %d bytes (object %d), %d entries at the end, "+
-			"%d index migrations (capacity %d keys); the reader: %d reads, %d values validated, %d ranges, through %d migrations",
+			"%d index migrations (capacity %d keys); the reader: %d reads, %d values validated, %d ranges, %d crawls "+
+			"(%d of them while a migration started or ended), through %d migrations",
 			st.Growths, st.InitialSize, st.Size, st.ObjectBytes, st.Entries, st.IndexMigrations, st.IndexCapacity,
-			rep.reads, rep.hits, rep.ranges, rep.migrations)
+			rep.reads, rep.hits, rep.ranges, rep.crawls, rep.spanning, rep.migrations)
 	}
 	t.Logf("torture: %s", summary)
 	if run.growth {
-		fmt.Printf("TORTURE-GROWTH kills=%d midmutation=%d repaired=%d acked=%d full=%d growths=%d size=%d migrations=%d entries=%d compactions=%d reads=%d ranges=%d p99=%v max=%v\n",
+		fmt.Printf("TORTURE-GROWTH kills=%d midmutation=%d repaired=%d acked=%d full=%d growths=%d size=%d migrations=%d entries=%d compactions=%d reads=%d ranges=%d crawls=%d spanning=%d p99=%v max=%v\n",
 			kills, inflightKills, st.Recoveries-recoveredBefore, acks, fulls, st.Growths, st.Size, st.IndexMigrations, st.Entries,
-			st.Compactions, rep.reads, rep.ranges, p99, waits[len(waits)-1])
+			st.Compactions, rep.reads, rep.ranges, rep.crawls, rep.spanning, p99, waits[len(waits)-1])
 	} else {
 		fmt.Printf("TORTURE kills=%d midmutation=%d repaired=%d acked=%d full=%d beyond=%d nearest=%s slackonly=%d compactions=%d moved=%d slack=%d p50=%v p99=%v max=%v\n",
 			kills, inflightKills, st.Recoveries-recoveredBefore, acks, fulls, beyond, strings.ReplaceAll(near, " bytes", ""),
