@@ -203,8 +203,8 @@ func runRole(role string, args []string) error {
 				return fmt.Errorf("read %q for %q", v, k)
 			}
 		}
-	case "lin-client": // lin-client NAME ID N: see linClient
-		return linClient(args[0], args[1], atoi(args[2]))
+	case "lin-client": // lin-client NAME ID N BALLAST: see linClient
+		return linClient(args[0], args[1], atoi(args[2]), linBallastKeys(atoi(args[3])))
 	case "openorcreate": // openorcreate NAME ID: joins the store, puts its key
 		s, err := store.OpenOrCreate(args[0], &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
 		if err != nil {
