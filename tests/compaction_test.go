@@ -26,7 +26,7 @@ func compactionKills(t *testing.T) int {
 	return 40
 }
 
-// readerStats follows a compact-reader process: when it last reported, and
+// readerStats follows a reader process (compact-reader, torture-reader): when it last reported, and
 // its last report.
 type readerStats struct {
 	seen atomic.Int64 // UnixNano of its last line

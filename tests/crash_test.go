@@ -245,6 +245,34 @@ func growthCrashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	}
 }
 
+// contents is every key of s with its value, exact while no writer runs.
+func contents(t *testing.T, s *store.Store) map[string]string {
+	t.Helper()
+	kv := map[string]string{}
+	if err := s.Range(func(k, v []byte) bool { kv[string(k)] = string(v); return true }); err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// verifyUntouched checks, after a helper died during m and before any
+// process repairs the store, that a reader (which takes no lock and never
+// repairs) finds every key of before, the store's contents before m, that
+// m does not change, with its value: a dead writer's half-done
+// transaction, a migration's moves included, never hides a key from
+// readers.
+func verifyUntouched(t *testing.T, s *store.Store, before map[string]string, m crashMutation, at string) {
+	t.Helper()
+	for k, want := range before {
+		if k == m.key || (m.batch && (k == "victim" || strings.HasPrefix(k, m.key+"#"))) {
+			continue
+		}
+		if v, err := s.Get([]byte(k)); err != nil || string(v) != want {
+			t.Fatalf("killed at %s, before the repair: %s = %.20q, %v; want %.20q (the mutation does not touch it)", at, k, v, err, want)
+		}
+	}
+}
+
 // verifyCrash checks a store after a helper died during m: the mutation is
 // wholly there (committed) or wholly absent, earlier writes are intact, the
 // next write proceeds within LockTimeout plus a margin, and Check passes.
@@ -317,6 +345,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 			for i, at := range seq {
 				committed := i >= lastCommit
 				name, s := crashStore(t, m)
+				before := contents(t, s)
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+at)
 				if err := c.Wait(t, 10*time.Second); !killed(err) {
 					t.Fatalf("helper was not killed at %s: %v", at, err)
@@ -324,6 +353,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 				if h := s.Stats().Writer; !h.Held || h.Alive {
 					t.Fatalf("killed at %s: lock %+v, want held by a dead process", at, h)
 				}
+				verifyUntouched(t, s, before, m, at)
 				verifyCrash(t, s, m, committed, at)
 				// A kill after the journal was cleared leaves only the lock.
 				wantRecoveries := uint64(1)
@@ -422,11 +452,13 @@ func TestCrashDuringRecovery(t *testing.T) {
 			}
 			for _, at := range repair {
 				name, s := crashStore(t, m)
+				before := contents(t, s)
 				kill(name)
 				c := spawn(t, "mutate", []string{name, "put", "other", "y"}, "SHMKV_FAULT="+at)
 				if err := c.Wait(t, 10*time.Second); !killed(err) {
 					t.Fatalf("repairing helper was not killed at %s: %v", at, err)
 				}
+				verifyUntouched(t, s, before, m, first+" then repair at "+at)
 				verifyCrash(t, s, m, committed, first+" then repair at "+at)
 				s.Close()
 				store.Remove(name)

@@ -29,6 +29,25 @@ func spawn(t testing.TB, role string, args []string, extraEnv ...string) *child 
 	return startChild(t, cmd)
 }
 
+// spawnHeld is spawn with a pipe on the helper's stdin, whose write end
+// it returns: a helper that reads its stdin first can be started ahead of
+// time and set going with a line.
+func spawnHeld(t testing.TB, role string, args []string) (*child, *os.File) {
+	t.Helper()
+	cmd := shmtest.Self("TestHelperProcess", append([]string{"--"}, args...)...)
+	cmd.Env = append(os.Environ(), "SHMKV_ROLE="+role)
+	cmd.Stderr = os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = r
+	t.Cleanup(func() { w.Close() }) // after the helper is killed: not an EOF it would report
+	c := startChild(t, cmd)
+	r.Close() // the helper has its own copy
+	return c, w
+}
+
 // startChild starts cmd, whose stdout it reads line by line, and kills it
 // when the test ends.
 func startChild(t testing.TB, cmd *exec.Cmd) *child { t.Helper(); return shmtest.Start(t, cmd) }

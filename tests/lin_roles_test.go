@@ -61,15 +61,15 @@ func linName(key string, v []byte) (string, error) {
 }
 
 // linClient waits for the key "go" to appear (the start signal), then runs
-// n random operations, seven in ten on linKeys and the rest on linBallast,
+// n random operations, seven in ten on linKeys and the rest on ballast,
 // printing each with its call and return times:
 // "op KIND KEY ARG OLD CALL RET RESULT VALUE" (ARG, OLD, VALUE "-" when
 // none). Values are written as linValue of their name, and the history
 // holds only names. Their sizes drift from a few bytes up to linMostHot
 // (linMostBallast on ballast keys) and back every linSweep operations.
-// The test makes sure the store owes every put room (fragment), so an
-// ErrFull fails the client.
-func linClient(name, id string, n int) error {
+// The test makes sure the store owes every put room (fragment, or room to
+// grow), so an ErrFull fails the client.
+func linClient(name, id string, n int, ballast []string) error {
 	s, err := store.Open(name, roleOpts)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func linClient(name, id string, n int) error {
 	for i := range n {
 		key, most := linKeys[rand.IntN(len(linKeys))], linMostHot
 		if rand.IntN(10) < 3 {
-			key, most = linBallast[rand.IntN(len(linBallast))], linMostBallast
+			key, most = ballast[rand.IntN(len(ballast))], linMostBallast
 		}
 		size := driftSize(sizeDrift(float64(i%linSweep)/linSweep), most)
 		arg, old, result, value := "-", "-", "ok", "-"

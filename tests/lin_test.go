@@ -95,10 +95,7 @@ var kvModel = porcupine.Model{
 // history is kept, with porcupine's visualisation, in tests/artifacts/.
 func TestLinearizable(t *testing.T) {
 	const clients = 4
-	ops := 2000
-	if v := os.Getenv("SHMKV_LIN_OPS"); v != "" {
-		ops, _ = strconv.Atoi(v)
-	}
+	ops := linOps()
 	name := storeName(t)
 	s, err := store.Create(name, &store.Options{Size: 256 << 10})
 	if err != nil {
@@ -107,17 +104,109 @@ func TestLinearizable(t *testing.T) {
 	defer s.Close()
 	fragment(t, s)
 	before := s.Stats()
+	stop, compacted, compactErr := make(chan struct{}), make(chan [2]int64, 1), make(chan error, 1)
+	history, raw, err := linHistory(t, s, clients, ops, len(linBallast), func() {
+		go compactor(s, stop, compacted, compactErr)
+	})
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-compactErr; err != nil {
+		t.Fatalf("compacting during the history: %v", err)
+	}
+	byCompact := <-compacted
+	st := s.Stats()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	linCheck(t, name, history, raw)
+	moves := st.Compactions - before.Compactions
+	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable; "+
+		"meanwhile %d compaction transactions moved %d bytes: %d by puts that found no room, %d (%d bytes) by Store.Compact",
+		len(history), clients, len(linKeys)+len(linBallast), overlapping(history),
+		moves, st.BytesMoved-before.BytesMoved, int64(moves)-byCompact[0], byCompact[0], byCompact[1])
+	if moves == 0 {
+		t.Errorf("no compaction during the history: the test did not exercise it")
+	}
+}
+
+// linGrowthBallast is how many ballast keys TestLinearizableGrowth's
+// clients write: enough for their puts to take the index past its first
+// two tables, and the heap past 3/4 of a 256 KiB store's.
+const linGrowthBallast = 800
+
+// TestLinearizableGrowth is TestLinearizable in a store that grows: it
+// starts empty at 256 KiB (a heap of 168 KiB, an index table for 258
+// keys) and may grow to 4 MiB, and the clients' ballast is 800 keys, so
+// that their puts grow the store (the live entries pass 3/4 of the heap;
+// it grows once, to 2 MiB) and migrate the index twice (the keys pass 193
+// and 387, 3/4 of the tables) while the history is recorded: reads,
+// overwrites, deletes and CASes meet keys still in the old table, being
+// moved, and in the new one, and values in blocks past the size the
+// store had when a client last looked. There is no compactor: Compact
+// would finish each migration at once. It requires that the store grew
+// and the index migrated during the history.
+func TestLinearizableGrowth(t *testing.T) {
+	const clients = 4
+	ops := linOps()
+	name := storeName(t)
+	s, err := store.Create(name, &store.Options{Size: 256 << 10, MaxSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.Stats()
+	history, raw, err := linHistory(t, s, clients, ops, linGrowthBallast, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	linCheck(t, name, history, raw)
+	growths, migrations := st.Growths-before.Growths, st.IndexMigrations-before.IndexMigrations
+	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable; "+
+		"meanwhile the store grew %d times, from %d to %d bytes, and the index migrated %d times (to %d keys; one under way at the end: %v), "+
+		"%d entries at the end",
+		len(history), clients, len(linKeys)+linGrowthBallast, overlapping(history),
+		growths, before.Size, st.Size, migrations, st.IndexCapacity, st.IndexMigrating, st.Entries)
+	if growths == 0 || migrations == 0 {
+		t.Errorf("the store grew %d times and the index migrated %d times during the history: the test did not exercise growth",
+			growths, migrations)
+	}
+}
+
+// linOps is how many operations each client runs: SHMKV_LIN_OPS, default
+// 2000.
+func linOps() int {
+	if v := os.Getenv("SHMKV_LIN_OPS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	return 2000
+}
+
+// linHistory starts clients lin-client processes on s, each to run ops
+// operations with ballast ballast keys, sets them going once they are
+// ready (the key "go"), calls during (if not nil), and returns the merged
+// history and its lines as the clients printed them; an error if a client
+// failed or the history is short.
+func linHistory(t *testing.T, s *store.Store, clients, ops, ballast int, during func()) ([]porcupine.Operation, []string, error) {
+	t.Helper()
 	var cs []*child
 	for i := range clients {
-		c := spawn(t, "lin-client", []string{name, strconv.Itoa(i), strconv.Itoa(ops)})
+		c := spawn(t, "lin-client", []string{s.Name(), strconv.Itoa(i), strconv.Itoa(ops), strconv.Itoa(ballast)})
 		c.Expect(t, "ready", 10*time.Second)
 		cs = append(cs, c)
 	}
 	if err := s.Put([]byte("go"), []byte("1")); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	stop, compacted, compactErr := make(chan struct{}), make(chan [2]int64, 1), make(chan error, 1)
-	go compactor(s, stop, compacted, compactErr)
+	if during != nil {
+		during()
+	}
 	var history []porcupine.Operation
 	var raw []string
 	for id, c := range cs {
@@ -142,22 +231,20 @@ func TestLinearizable(t *testing.T) {
 			})
 		}
 		if err := <-c.Done; err != nil {
-			close(stop)
-			t.Fatalf("client %d: %v", id, err)
+			return nil, nil, fmt.Errorf("client %d: %w", id, err)
 		}
 	}
-	close(stop)
-	if err := <-compactErr; err != nil {
-		t.Fatalf("compacting during the history: %v", err)
-	}
-	byCompact := <-compacted
 	if len(history) != clients*ops {
-		t.Fatalf("history has %d operations, want %d", len(history), clients*ops)
+		return nil, nil, fmt.Errorf("history has %d operations, want %d", len(history), clients*ops)
 	}
-	st := s.Stats()
-	if err := s.Check(); err != nil {
-		t.Fatal(err)
-	}
+	return history, raw, nil
+}
+
+// linCheck checks history with porcupine, and if it is not linearizable
+// keeps it, with porcupine's visualisation, in tests/artifacts/NAME and
+// fails the test.
+func linCheck(t *testing.T, name string, history []porcupine.Operation, raw []string) {
+	t.Helper()
 	res, info := porcupine.CheckOperationsVerbose(kvModel, history, time.Minute)
 	if res != porcupine.Ok {
 		dir := filepath.Join("artifacts", name)
@@ -165,14 +252,6 @@ func TestLinearizable(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "history.txt"), []byte(strings.Join(raw, "\n")+"\n"), 0o644)
 		porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html"))
 		t.Fatalf("history of %d operations is %v; kept in %s (history.txt, history.html)", len(history), res, dir)
-	}
-	moves := st.Compactions - before.Compactions
-	t.Logf("%d operations by %d processes on %d keys, %d of them concurrent with another process's: linearizable; "+
-		"meanwhile %d compaction transactions moved %d bytes: %d by puts that found no room, %d (%d bytes) by Store.Compact",
-		len(history), clients, len(linKeys)+len(linBallast), overlapping(history),
-		moves, st.BytesMoved-before.BytesMoved, int64(moves)-byCompact[0], byCompact[0], byCompact[1])
-	if moves == 0 {
-		t.Errorf("no compaction during the history: the test did not exercise it")
 	}
 }
 

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -163,10 +164,27 @@ func runRole(role string, args []string) error {
 		fmt.Printf("reads %d hits %d\n", reads, hits)
 	case "growth-reader": // growth-reader NAME: see growthReader
 		return growthReader(args[0])
-	case "torture-writer": // torture-writer NAME ID: random mutations on keys t<ID>:<k> forever
-		return tortureWriter(args[0], args[1])
-	case "torture-reader": // torture-reader NAME WRITERS: validates every value it reads, forever
-		return tortureReader(args[0], atoi(args[1]))
+	case "torture-writer": // torture-writer NAME ID [STAGE]: random mutations on keys t<ID>:<k> forever; STAGE: growth, "-" to read it from stdin first
+		if len(args) > 2 {
+			stage := args[2]
+			if stage == "-" {
+				// Started ahead of its turn: it waits, its start-up
+				// done, for its stage.
+				l, err := bufio.NewReader(os.Stdin).ReadString('\n')
+				if err != nil {
+					return fmt.Errorf("waiting for the stage: %w", err)
+				}
+				stage = strings.TrimSpace(l)
+			}
+			x, err := strconv.ParseFloat(stage, 64)
+			if err != nil {
+				return err
+			}
+			return tortureWriter(args[0], args[1], true, x)
+		}
+		return tortureWriter(args[0], args[1], false, 0)
+	case "torture-reader": // torture-reader NAME WRITERS KEYS STATIC: validates every value it reads, forever
+		return tortureReader(args[0], atoi(args[1]), atoi(args[2]), atoi(args[3]))
 	case "compact-writer": // compact-writer NAME: overwrites c:<k> with drifting sizes and compacts, forever
 		return compactWriter(args[0])
 	case "compact-reader": // compact-reader NAME: validates values of c:<k> until "stop" appears
@@ -185,8 +203,8 @@ func runRole(role string, args []string) error {
 				return fmt.Errorf("read %q for %q", v, k)
 			}
 		}
-	case "lin-client": // lin-client NAME ID N: see linClient
-		return linClient(args[0], args[1], atoi(args[2]))
+	case "lin-client": // lin-client NAME ID N BALLAST: see linClient
+		return linClient(args[0], args[1], atoi(args[2]), linBallastKeys(atoi(args[3])))
 	case "openorcreate": // openorcreate NAME ID: joins the store, puts its key
 		s, err := store.OpenOrCreate(args[0], &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
 		if err != nil {

@@ -6,8 +6,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmkv/shmkv/layout"
@@ -114,18 +116,62 @@ const (
 	tortureMaxValue   = 8 << 10
 )
 
+// The growth torture (TestTortureGrowth) runs the same writers in a store
+// that starts at 1 MiB and may grow to 64 MiB, in rounds, each on a new
+// store. A writer started at stage x of a round (0 at its start, 1 at its
+// end; the parent passes it) uses only its first growthPlan(x) keys and
+// keeps its live block bytes under a budget that also rises with x: from
+// 256 keys and 192 KiB each at the start to 8192 keys and 12 MiB at the
+// end. Both rise geometrically, as the store and the index double, so
+// that the store grows and the index migrates (at 769, 1539, 3078, 6156
+// keys...) all through the round, while writers are SIGKILLed. (What the
+// writers get written in a round bounds them before the budget does: a
+// round ends with some 9,000 keys in 5 to 8 MiB, in a store of 8 or 16
+// MiB.) Within the budget the writer follows a tide of its own
+// (growthTide): no high tide and no flood, as the store owes room up to
+// its maximum and the two writers' 24 MiB stay far below it, so that
+// every ErrFull is a failure.
+const (
+	tortureGrowthKeys        = 8192
+	tortureGrowthFirstKeys   = 256
+	tortureGrowthFirstBudget = 192 << 10
+	tortureGrowthLastBudget  = 12 << 20
+)
+
+// growthPlan is a growth torture writer's key space and live budget at
+// stage x of a round.
+func growthPlan(x float64) (keys int, budget float64) {
+	x = min(max(x, 0), 1)
+	keys = int(tortureGrowthFirstKeys * math.Pow(tortureGrowthKeys/tortureGrowthFirstKeys, x))
+	budget = tortureGrowthFirstBudget * math.Pow(tortureGrowthLastBudget/tortureGrowthFirstBudget, x)
+	return keys, budget
+}
+
+// growthTide is, for a growth torture writer with the budget given, the
+// centre of its value sizes and the live block bytes it aims at, at
+// monotonic time now: the sizes sweep as in tortureTide, and the aim from
+// half the budget up to all of it and back, so that keys are deleted and
+// put again, blocks merge, split and are compacted, and the store is
+// filled again past what it held.
+func growthTide(now int64, budget float64) (centre, target float64) {
+	ph := phase(now, tortureTidePeriod)
+	return sizeDrift(ph), budget * (0.75 + 0.25*math.Sin(2*math.Pi*ph))
+}
+
 // tortureWriter does random puts, deletes and CASes on its own keys, with
 // value sizes that drift and a live total held near its share of the heap
 // (tortureTide): a put that would pass it becomes a delete of a present
-// key. It learns its keys from the store when it starts (the
-// parent settled its predecessor's last mutation). Before each mutation
-// it prints "pre OP KEY VID N T0", and after it "ack OP KEY VID N T1", or
+// key. With a stage (growth, at stage x of a round), it follows
+// growthPlan and growthTide instead. It learns its keys from the store
+// when it starts (the parent settled its predecessor's last mutation; a
+// growth torture writer started ahead starts when it reads its stage,
+// which the parent sends after that). Before each mutation it prints "pre OP KEY VID N T0", and after it "ack OP KEY VID N T1", or
 // "miss OP KEY" (not found), or on ErrFull
 // "full OP KEY VID N BLOCK RESERVE T0 T1 ERROR": BLOCK is the block the
 // entry needed, RESERVE the store's Reserve read just after, T0 and T1 the
 // CLOCK_MONOTONIC times around the call. From those the parent judges
 // whether the store owed the entry room.
-func tortureWriter(name, id string) error {
+func tortureWriter(name, id string, growth bool, x float64) error {
 	s, err := store.Open(name, roleOpts)
 	if err != nil {
 		return err
@@ -133,10 +179,15 @@ func tortureWriter(name, id string) error {
 	defer s.Close()
 	heap := float64(s.Stats().HeapSize)
 	prefix := "t" + id + ":"
+	keys, all, budget := tortureKeys, tortureKeys, 0.0
+	if growth {
+		all = tortureGrowthKeys
+		keys, budget = growthPlan(x)
+	}
 	var (
-		blocks  [tortureKeys]int64 // 0: absent
-		present []int              // keys present, in any order
-		where   [tortureKeys]int   // index in present
+		blocks  = make([]int64, all) // 0: absent
+		present []int                // keys present, in any order
+		where   = make([]int, all)   // index in present
 		live    int64
 	)
 	setBlock := func(k int, b int64) {
@@ -168,7 +219,10 @@ func tortureWriter(name, id string) error {
 		now := monotonic()
 		centre, share := tortureTide(now, 2)
 		target := share * heap
-		k := rand.IntN(tortureKeys)
+		if growth {
+			centre, target = growthTide(now, budget)
+		}
+		k := rand.IntN(keys)
 		key := prefix + strconv.Itoa(k)
 		vid := fmt.Sprintf("%d-%d", pid, seq)
 		n := driftSize(centre, tortureMaxValue)
@@ -220,27 +274,139 @@ func tortureWriter(name, id string) error {
 	}
 }
 
-func tortureReader(name string, writers int) error {
+// staticKey is the i-th of the keys the growth torture puts before its
+// writers start and never changes, and staticValue its value.
+func staticKey(i int) string   { return "s:" + strconv.Itoa(i) }
+func staticValue(i int) []byte { return tortureValue(staticKey(i), "static", 50+i%400) }
+
+// tortureReader reads random keys of the writers' (the first keys of
+// each) and validates every value it finds (checkTortureValue); every
+// 4096 reads it reads the whole store with Range and validates every
+// writer's value in it, then sleeps twice as long as those reads took (on
+// a 2-core machine a reader that never slept would take half of it from
+// the writers and the parent). With static keys (staticKey(0) up to
+// static, there throughout), one read in 8 is of a static key, which must
+// be found, and Range must see each of them; and a second goroutine
+// crawls: Ranges that sleep a millisecond every 32 keys, slower than a
+// migration moves buckets, so that the index changes under them and
+// migrations overtake them, and each must see every static key (with its
+// value; it leaves the writers' values to the other Ranges).
+//
+// It prints "ready" when it has opened the store, and every 100 ms or so
+// "reads R hits H ranges G crawls C spanning S migrations M growths N": S
+// is how many crawls a migration started or ended during, M and N the
+// store's IndexMigrations and Growths then, so a report with a higher M
+// than an earlier one says the reader was reading while those migrations
+// ran.
+func tortureReader(name string, writers, keys, static int) error {
 	s, err := store.Open(name, &store.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	buf := make([]byte, 0, 64<<10)
-	for i := 0; ; i++ {
-		key := fmt.Sprintf("t%d:%d", rand.IntN(writers), rand.IntN(tortureKeys))
-		v, err := s.GetAppend(buf[:0], []byte(key))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	var crawls, spanning atomic.Int64
+	report := func(reads, hits, ranges int) {
+		st := s.Stats()
+		fmt.Printf("reads %d hits %d ranges %d crawls %d spanning %d migrations %d growths %d\n",
+			reads, hits, ranges, crawls.Load(), spanning.Load(), st.IndexMigrations, st.Growths)
+	}
+	// scan is one Range: it validates every static value, and every
+	// writer's unless crawling, and returns an error unless it saw every
+	// static key. A crawl sleeps a millisecond every 32 keys.
+	scan := func(crawl bool) error {
+		n := 0
+		seen := make([]bool, static)
+		var bad error
+		err := s.Range(func(k, v []byte) bool {
+			key := string(k)
+			if rest, ok := strings.CutPrefix(key, "s:"); ok {
+				if i, err := strconv.Atoi(rest); err == nil && i >= 0 && i < static {
+					seen[i] = true
+				}
+				bad = checkTortureValue(key, v)
+			} else if strings.HasPrefix(key, "t") && !crawl {
+				bad = checkTortureValue(key, v)
+			}
+			if n++; crawl && n%32 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			return bad == nil
+		})
+		if err == nil {
+			err = bad
 		}
 		if err != nil {
 			return err
 		}
+		if i := slices.Index(seen, false); i >= 0 {
+			return fmt.Errorf("missed %s, present throughout", staticKey(i))
+		}
+		return nil
+	}
+	crawlErr := make(chan error, 1)
+	if static > 0 {
+		go func() {
+			// index is where the index's growth stands: a change says a
+			// migration started or ended.
+			index := func() [2]uint64 {
+				st := s.Stats()
+				if st.IndexMigrating {
+					return [2]uint64{st.IndexMigrations, 1}
+				}
+				return [2]uint64{st.IndexMigrations, 0}
+			}
+			for c := 1; ; c++ {
+				at := index()
+				err := scan(true)
+				if err != nil {
+					crawlErr <- fmt.Errorf("crawl %d: %w", c, err)
+					return
+				}
+				crawls.Add(1)
+				if index() != at {
+					spanning.Add(1)
+				}
+			}
+		}()
+	}
+	fmt.Println("ready")
+	report(0, 0, 0)
+	last := time.Now()
+	buf := make([]byte, 0, 64<<10)
+	var hits, ranges int
+	batch := time.Now()
+	for i := 1; ; i++ {
+		if i%4096 == 0 {
+			if err := scan(false); err != nil {
+				return fmt.Errorf("range: %w", err)
+			}
+			ranges++
+			select {
+			case err := <-crawlErr:
+				return err
+			default:
+			}
+			time.Sleep(2 * time.Since(batch))
+			batch = time.Now()
+			if time.Since(last) > 100*time.Millisecond {
+				report(i, hits, ranges)
+				last = time.Now()
+			}
+		}
+		key := fmt.Sprintf("t%d:%d", rand.IntN(writers), rand.IntN(keys))
+		if static > 0 && i%8 == 0 {
+			key = staticKey(rand.IntN(static))
+		}
+		v, err := s.GetAppend(buf[:0], []byte(key))
+		if errors.Is(err, store.ErrNotFound) && !strings.HasPrefix(key, "s:") {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get %s: %w", key, err)
+		}
 		if err := checkTortureValue(key, v); err != nil {
 			return err
 		}
-		if i%100000 == 0 {
-			fmt.Printf("reads %d\n", i)
-		}
+		hits++
 	}
 }
