@@ -399,3 +399,36 @@ func TestExtendWhenShmIsFull(t *testing.T) {
 		t.Fatalf("after the failed growth the object is %d bytes (%v), want 2 MiB", fi.Size(), err)
 	}
 }
+
+// TestOpenWhileGrowing: Opens racing a growth never take the store for
+// corrupt (a writer extends the object, then publishes the size; an
+// opener that looked at the object's length before both must look again).
+func TestOpenWhileGrowing(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20, MaxSize: 256 << 20})
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for size := int64(2 << 20); size <= 256<<20 && err == nil; size += 2 << 20 {
+			err = s.Grow(size)
+		}
+		done <- err
+	}()
+	opens := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d opens during %d growths", opens, s.Stats().Growths)
+			return
+		default:
+		}
+		o, err := Open(s.Name(), nil)
+		if err != nil {
+			t.Fatalf("open %d during growth: %v", opens, err)
+		}
+		o.Close()
+		opens++
+	}
+}

@@ -467,7 +467,19 @@ func tryMap(obj *object, o *Options) (*mapping, error) {
 		return nil, err
 	}
 	h := headerOf(offsetptr.NewRegion(m.data))
-	if err := layout.Validate(h, uint64(st.Size)); err != nil {
+	for attempt := 0; ; attempt++ {
+		err := layout.Validate(h, uint64(st.Size))
+		if err == nil {
+			break
+		}
+		// A writer may have grown the store since the fstat above: it
+		// extends the object, then publishes the size that Validate just
+		// read. Then the object is longer now: look again.
+		var now unix.Stat_t
+		if attempt < 8 && unix.Fstat(obj.fd(), &now) == nil && now.Size != st.Size {
+			st = now
+			continue
+		}
 		m.unmap()
 		return nil, err
 	}
