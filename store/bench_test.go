@@ -129,15 +129,11 @@ func BenchmarkGetHit(b *testing.B) {
 		})
 		for _, impl := range []string{"shmkv", "shmkv-verify", "shmkv-default"} {
 			b.Run(fmt.Sprintf("val=%dB/impl=%s", vs, impl), func(b *testing.B) {
-				var s *Store
-				var keys [][]byte
-				var order []int
-				switch impl {
-				case "shmkv-default": // nil Options: a store that grew to hold the keys
-					s, keys, order = benchStoreWith(b, vs, nil)
-				default:
-					s, keys, order = benchStore(b, vs)
+				opts := &Options{Size: int64(benchKeys) * int64(vs+64) * 2}
+				if impl == "shmkv-default" {
+					opts = nil // the defaults: a store that grew to hold the keys
 				}
+				s, keys, order := benchStoreWith(b, vs, opts)
 				s.verify = impl == "shmkv-verify" // Options.VerifyReads
 				buf := make([]byte, 0, vs)
 				b.ReportAllocs()
