@@ -162,6 +162,13 @@ type IndexDesc struct {
 	OldBuckets atomic.Uint64 // 24
 }
 
+// IndexDescAt is the offset of Index.Desc[gen & 1], the descriptor that
+// IndexGen gen selects; its words are Off, Buckets, OldOff, OldBuckets.
+func IndexDescAt(gen uint64) uint64 { return IndexDescOff + (gen&1)*IndexDescSize }
+
+// IndexDescSize is the size of an IndexDesc.
+const IndexDescSize = 32
+
 // EntryIndex in Entry.Flags marks a heap block that holds an index table.
 const EntryIndex uint8 = 1
 
@@ -433,6 +440,8 @@ const (
 	_ = unsafe.Offsetof(Header{}.Clean) - uintptr(FreeListsOff+NumClasses*8)
 	_ = uintptr(IndexDescOff) - unsafe.Offsetof(Header{}.Index)
 	_ = unsafe.Offsetof(Header{}.Index) - IndexDescOff
+	_ = uintptr(IndexDescSize) - unsafe.Sizeof(IndexDesc{})
+	_ = unsafe.Sizeof(IndexDesc{}) - IndexDescSize
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Index{})
 	_ = unsafe.Sizeof(Index{}) - CacheLine
 	_ = uintptr(IndexGenOff) - (GrowOff + unsafe.Offsetof(Grow{}.IndexGen))

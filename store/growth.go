@@ -153,16 +153,23 @@ func (s *Store) growFor(need, entry uint64) (bool, error) {
 		if !s.canGrow() {
 			return false, nil
 		}
-		top, err := s.top()
-		if err != nil {
-			return false, err
-		}
-		want := need + s.reserve(entry)
-		if err := s.grow(want - min(want, s.geo.Size-top)); err != nil {
+		if err := s.growStep(need, entry); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// growStep grows the store one step towards room for need bytes in the
+// never-used space, with the reserve for an entry of entry bytes above
+// them. REQUIRES: the writer lock, the journal idle, canGrow.
+func (s *Store) growStep(need, entry uint64) error {
+	top, err := s.top()
+	if err != nil {
+		return err
+	}
+	want := need + s.reserve(entry)
+	return s.grow(want - min(want, s.geo.Size-top))
 }
 
 // Grow makes the store at least size bytes now, in growth steps (each

@@ -122,12 +122,7 @@ func (s *Store) startMigration(v *indexView, n uint64, wait bool) error {
 		if !s.canGrow() {
 			return errNoRoom
 		}
-		top, err := s.top()
-		if err != nil {
-			return err
-		}
-		want := size + s.reserve(0)
-		if err := s.grow(want - min(want, s.geo.Size-top)); err != nil {
+		if err := s.growStep(size, 0); err != nil {
 			if errors.Is(err, ErrFull) {
 				return errNoRoom
 			}
@@ -180,7 +175,7 @@ func (t *itable) descOff() uint64 {
 // then makes it the one in force. Part of transaction t.
 func (s *Store) publishIndex(t *txn, off, n, oldOff, oldN uint64) {
 	g := s.hdr.Grow.IndexGen.Load()
-	base := uint64(layout.IndexDescOff) + ((g+1)&1)*32
+	base := layout.IndexDescAt(g + 1)
 	t.set(base, off)
 	t.set(base+8, n)
 	t.set(base+16, oldOff)
