@@ -397,7 +397,9 @@ func (t *txn) push(off, size uint64, inside, lazy bool) error {
 
 	c := layout.ClassOf(size)
 	head := s.hdr.FreeLists[c].Load()
-	if head != 0 {
+	if head != 0 && !t.loggedLink(head+16) {
+		// (A head whose prev link this phase logged is one this phase
+		// pushed or checked already.)
 		if err := s.checkLink(head, 16, 0); err != nil {
 			return err
 		}

@@ -448,8 +448,10 @@ type place struct {
 
 // find locates key for a writer, as it will be once the transaction's
 // planned intents are published. With no free slot in reach, slot is 0.
-func (t *txn) find(key []byte) (place, error) {
-	h := hashKey(key)
+func (t *txn) find(key []byte) (place, error) { return t.findHashed(key, hashKey(key)) }
+
+// findHashed is find for a key whose hash h the caller has at hand.
+func (t *txn) findHashed(key []byte, h uint64) (place, error) {
 	b := t.batch
 	if b == nil {
 		return t.s.find(key, h, nil)

@@ -74,6 +74,13 @@ type txn struct {
 	// the commit: recovery undoes the records after CommitUndo, so each
 	// word the apply phase changes needs its own record from then on.
 	logged [layout.HeaderSize / 8 / 64]uint64
+	// recent holds heap words logged (UndoPlain) in this phase, by
+	// offset/8 mod 4: the same rule as logged, for the free-list links a
+	// batch changes twice in a row (the prev link of the next block
+	// unlink left at the head, which take then logs again; the prev link
+	// of the block push put at the head, which the next push sets).
+	// Offset 0 is never a heap word. Cleared with logged.
+	recent [4]uint64
 	// freeDelta is the change to Meta.FreeBytes not yet written: the
 	// allocator adds to it, and flushCounts writes it once per phase.
 	freeDelta int64
@@ -147,17 +154,22 @@ func (t *txn) logAt(off uint64, kind uint64, w *atomic.Uint64) {
 			return
 		}
 		*lw |= bit
+	} else if kind == layout.UndoPlain {
+		if t.loggedLink(off) {
+			return
+		}
+		t.recent[off/8%4] = off
 	}
 	if kind == layout.UndoSeq {
 		t.s.cow(off, 24) // a block header, and the free-list links after it (snapshot.go)
 	} else {
 		t.s.cow(off, 8)
 	}
-	n := t.nUndo
-	if n >= uint32(len(t.s.undos)) {
+	n, undos := t.nUndo, t.s.undos
+	if int(n) >= len(undos) {
 		undoOverflow()
 	}
-	rec := &t.s.undos[n]
+	rec := &undos[n]
 	rec.Off = off | kind
 	rec.Old = w.Load()
 	faultPoint("log-record")
@@ -166,6 +178,9 @@ func (t *txn) logAt(off uint64, kind uint64, w *atomic.Uint64) {
 	storeHalf(&t.jh.NumUndo, n+1)
 	faultPoint("logged")
 }
+
+// loggedLink reports whether the heap word at off is in recent.
+func (t *txn) loggedLink(off uint64) bool { return t.recent[off/8%4] == off }
 
 // set logs the word at off, then stores v there.
 func (t *txn) set(off, v uint64) {
@@ -231,7 +246,7 @@ func (t *txn) commit() error {
 	}
 	t.flushCounts(true) // the journal must be whole at the commit instant
 	storeHalf(&t.jh.CommitUndo, t.nUndo)
-	t.logged = [len(t.logged)]uint64{} // see logged
+	t.logged, t.recent = [len(t.logged)]uint64{}, [len(t.recent)]uint64{} // see logged
 	faultPoint("prepared")
 	storeHalf(&t.jh.State, layout.JournalCommitted)
 	faultPoint("commit")

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/shmkv/shmkv/layout"
 	"github.com/shmkv/shmkv/offsetptr"
@@ -23,12 +24,14 @@ var errMismatch = errors.New("shmkv: condition not met")
 
 // Put sets key to value.
 func (s *Store) Put(key, value []byte) error {
-	return s.fail("put", s.update(func(t *txn) error { return t.put(key, value, condNone, nil) }))
+	h := s.prefetchHome(key)
+	return s.fail("put", s.update(func(t *txn) error { return t.putHashed(key, h, value, condNone, nil) }))
 }
 
 // Delete removes key, or returns ErrNotFound.
 func (s *Store) Delete(key []byte) error {
-	return s.fail("delete", s.update(func(t *txn) error { return t.del(key, nil) }))
+	h := s.prefetchHome(key)
+	return s.fail("delete", s.update(func(t *txn) error { return t.delHashed(key, h, nil) }))
 }
 
 // CompareAndSwap sets key to new if its value is old, and reports whether
@@ -39,7 +42,8 @@ func (s *Store) CompareAndSwap(key, old, new []byte) (bool, error) {
 	if old == nil {
 		cond = condAbsent
 	}
-	err := s.update(func(t *txn) error { return t.put(key, new, cond, old) })
+	h := s.prefetchHome(key)
+	err := s.update(func(t *txn) error { return t.putHashed(key, h, new, cond, old) })
 	if errors.Is(err, errMismatch) {
 		return false, nil
 	}
@@ -49,7 +53,8 @@ func (s *Store) CompareAndSwap(key, old, new []byte) (bool, error) {
 // CompareAndDelete deletes key if its value is old, and reports whether it
 // did. It returns false, ErrNotFound if key is absent.
 func (s *Store) CompareAndDelete(key, old []byte) (bool, error) {
-	err := s.update(func(t *txn) error { return t.del(key, old) })
+	h := s.prefetchHome(key)
+	err := s.update(func(t *txn) error { return t.delHashed(key, h, old) })
 	if errors.Is(err, errMismatch) {
 		return false, nil
 	}
@@ -241,6 +246,11 @@ func (s *Store) repairAfterPanic() (err error) {
 
 // put plans key=value: the new block is filled and the intent recorded.
 func (t *txn) put(key, value []byte, c cond, old []byte) error {
+	return t.putHashed(key, hashKey(key), value, c, old)
+}
+
+// putHashed is put for a key whose hash h the caller has at hand.
+func (t *txn) putHashed(key []byte, h uint64, value []byte, c cond, old []byte) error {
 	s := t.s
 	if t.poison != nil {
 		return t.poison
@@ -248,7 +258,13 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	if err := s.checkSizes(key, value); err != nil {
 		return err
 	}
-	p, err := t.find(key)
+	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
+	if t.batch == nil {
+		// (In a batch no fence drains the store buffer between puts, so
+		// the block's misses overlap the next put's without it.)
+		s.prefetchBlock(size)
+	}
+	p, err := t.findHashed(key, h)
 	if err != nil {
 		return err
 	}
@@ -288,7 +304,6 @@ func (t *txn) put(key, value []byte, c cond, old []byte) error {
 	if err := t.budget(kind, p.probed); err != nil {
 		return err
 	}
-	size := layout.BlockSize(uint64(len(key)), uint64(len(value)))
 	var off uint64
 	if t.replaying {
 		// Planned once already, when the reserve was kept: now it only
@@ -350,7 +365,10 @@ func (t *txn) putAgain(key, value []byte, c cond, old []byte) error {
 }
 
 // del plans deleting key (if its value is old, when old != nil).
-func (t *txn) del(key, old []byte) error {
+func (t *txn) del(key, old []byte) error { return t.delHashed(key, hashKey(key), old) }
+
+// delHashed is del for a key whose hash h the caller has at hand.
+func (t *txn) delHashed(key []byte, h uint64, old []byte) error {
 	s := t.s
 	if t.poison != nil {
 		return t.poison
@@ -358,7 +376,7 @@ func (t *txn) del(key, old []byte) error {
 	if len(key) > MaxKeySize {
 		return ErrNotFound
 	}
-	p, err := t.find(key)
+	p, err := t.findHashed(key, h)
 	if err != nil {
 		return err
 	}
@@ -376,4 +394,40 @@ func (t *txn) del(key, old []byte) error {
 	faultPoint("intent")
 	t.checkBudget()
 	return nil
+}
+
+// prefetchBlock asks for the cache lines of the block alloc will most
+// likely hand out for size bytes, the head of its class's list, so that
+// they arrive while find waits for the index and the old entry. Without
+// it a lone put waited for them at its end: releasing the writer lock is
+// a fence, which waits for every store still missing the cache. A guess:
+// a head that is not taken, or not a block at all, costs only the lines
+// fetched (prefetch never faults).
+func (s *Store) prefetchBlock(size uint64) {
+	off := s.hdr.FreeLists[layout.ClassOf(size)].Load()
+	if off == 0 || off >= s.geo.Size || size > maxPrefetch {
+		return
+	}
+	start := s.m.addr() + uintptr(off)
+	end := start + uintptr(size)
+	start &^= 63
+	prefetch(start, (end-start+63)/64)
+}
+
+// maxPrefetch bounds prefetchBlock: past a few lines, the copy itself
+// streams and the hardware prefetcher keeps up.
+const maxPrefetch = 512
+
+// prefetchHome returns key's hash, having asked for the cache line of its
+// home bucket in the index as this process last saw it: the line arrives
+// while the writer lock is taken and the transaction begun, instead of
+// after. (A mutation of one key that misses the cache waits for the
+// bucket, then the entry it names, then the new block; this and
+// prefetchBlock leave it the one wait that depends on another.)
+func (s *Store) prefetchHome(key []byte) uint64 {
+	h := hashKey(key)
+	if v := s.idx.Load(); v != nil && len(v.cur.b) != 0 {
+		prefetch(uintptr(unsafe.Pointer(&v.cur.b[v.cur.home(h)])), 1)
+	}
+	return h
 }
