@@ -29,14 +29,15 @@ import (
 func main() {
 	batches := flag.Int("batches", 1000, "Update calls, each of 100 puts")
 	single := flag.Bool("single", false, "Put 100 keys one at a time per \"batch\" instead of one Update")
+	nkeys := flag.Int("keys", 1024, "keys in the store, a power of two; 131072 makes most puts miss the cache, as the benchmarks' 100,000 do")
 	impl := flag.String("impl", "shmkv", "shmkv, or the benchmarks' baselines: map (a fresh copy per put) or map-inplace")
 	flag.Parse()
 	var err error
 	switch *impl {
 	case "shmkv":
-		err = run(*batches, *single)
+		err = run(*batches, *single, *nkeys)
 	case "map", "map-inplace":
-		runMap(*batches, *impl == "map-inplace")
+		runMap(*batches, *impl == "map-inplace", *nkeys)
 	default:
 		err = fmt.Errorf("-impl %q: want shmkv, map or map-inplace", *impl)
 	}
@@ -46,16 +47,16 @@ func main() {
 	}
 }
 
-func run(batches int, single bool) error {
+func run(batches int, single bool, nkeys int) error {
 	name := fmt.Sprintf("shmkv-putprofile-%d", os.Getpid())
-	s, err := store.Create(name, &store.Options{Size: 8 << 20})
+	s, err := store.Create(name, &store.Options{Size: int64(nkeys)*164*2 + 8<<20})
 	if err != nil {
 		return err
 	}
 	defer store.Remove(name)
 	defer s.Close()
 	v := make([]byte, 100)
-	keys := make([][]byte, 1024)
+	keys := make([][]byte, nkeys)
 	for i := range keys {
 		keys[i] = make([]byte, 16)
 		binary.LittleEndian.PutUint64(keys[i], uint64(i)*0x9E3779B97F4A7C15)
@@ -66,7 +67,7 @@ func run(batches int, single bool) error {
 	for r := range batches {
 		if single {
 			for j := range 100 {
-				if err := s.Put(keys[(r*100+j)&1023], v); err != nil {
+				if err := s.Put(keys[(r*100+j)*0x9E3779B1&(nkeys-1)], v); err != nil {
 					return err
 				}
 			}
@@ -74,7 +75,7 @@ func run(batches int, single bool) error {
 		}
 		err := s.Update(func(b *store.Batch) error {
 			for j := range 100 {
-				if err := b.Put(keys[(r*100+j)&1023], v); err != nil {
+				if err := b.Put(keys[(r*100+j)*0x9E3779B1&(nkeys-1)], v); err != nil {
 					return err
 				}
 			}
@@ -87,11 +88,11 @@ func run(batches int, single bool) error {
 	return nil
 }
 
-func runMap(batches int, inPlace bool) {
+func runMap(batches int, inPlace bool, nkeys int) {
 	var mu sync.RWMutex
 	m := map[string][]byte{}
 	v := make([]byte, 100)
-	keys := make([][]byte, 1024)
+	keys := make([][]byte, nkeys)
 	for i := range keys {
 		keys[i] = make([]byte, 16)
 		binary.LittleEndian.PutUint64(keys[i], uint64(i)*0x9E3779B97F4A7C15)
@@ -99,7 +100,7 @@ func runMap(batches int, inPlace bool) {
 	}
 	for r := range batches {
 		for j := range 100 {
-			k := keys[(r*100+j)&1023]
+			k := keys[(r*100+j)*0x9E3779B1&(nkeys-1)]
 			mu.Lock()
 			if old, ok := m[string(k)]; inPlace && ok && len(old) == len(v) {
 				copy(old, v)
