@@ -93,30 +93,8 @@ func main() {
 		}},
 		{"old", single(os_)},
 		{"new", single(ns)},
-		{"old-batch", func(n int) {
-			for i := 0; i < n; i += 100 {
-				must(os_.Update(func(b *oldstore.Batch) error {
-					for range 100 {
-						if err := b.Put(next(), v); err != nil {
-							return err
-						}
-					}
-					return nil
-				}))
-			}
-		}},
-		{"new-batch", func(n int) {
-			for i := 0; i < n; i += 100 {
-				must(ns.Update(func(b *newstore.Batch) error {
-					for range 100 {
-						if err := b.Put(next(), v); err != nil {
-							return err
-						}
-					}
-					return nil
-				}))
-			}
-		}},
+		{"old-batch", batched(os_.Update, next, v)},
+		{"new-batch", batched(ns.Update, next, v)},
 	}
 	res := map[string][]float64{}
 	for r := range *rounds {
@@ -144,6 +122,22 @@ func main() {
 		y := slices.Clone(x)
 		slices.Sort(y)
 		fmt.Printf("%-10s / %-12s %.3f  (q1 %.3f q3 %.3f)\n", p[0], p[1], med(x), y[len(y)/4], y[3*len(y)/4])
+	}
+}
+
+// batched times puts in batches of 100, through a version's Update.
+func batched[B putter](update func(func(B) error) error, next func() []byte, v []byte) func(int) {
+	return func(n int) {
+		for i := 0; i < n; i += 100 {
+			must(update(func(b B) error {
+				for range 100 {
+					if err := b.Put(next(), v); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+		}
 	}
 }
 
