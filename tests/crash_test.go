@@ -83,6 +83,11 @@ var crashMutations = []crashMutation{
 	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false, false, ""},
 	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false, ""},
 	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false, ""},
+	// Two overwrites in one batch by values of their own size: the new
+	// blocks are the two lazy ones on one list, taken one after the other,
+	// and the old ones are pushed on it one after the other, so the batch
+	// changes a link twice in each phase and logs it once (txn.recent).
+	{"batch-same-size", []string{"batchlz", "lz", strings.Repeat("w", lzLen)}, "lz", strings.Repeat("x", lzLen), strings.Repeat("w", lzLen), true, false, false, ""},
 	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true, false, ""},
 	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true, false, ""},
 	// No free block holds it and the never-used space is down to its
@@ -189,6 +194,21 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	for _, k := range []string{"cgap1", "cgap2", "gap0", "gap1", "gap2", "gap3", "gap4", "lgap", "rgap"} {
 		del(k)
 	}
+	if m.args[0] == "batchlz" {
+		// Two lazy blocks on the 120-byte list for the mutation to take one
+		// after the other: lq, a second key of lz's size, takes the one
+		// there; then a batch overwriting both frees two.
+		put("lq", strings.Repeat("y", lzLen))
+		err := s.Update(func(b *store.Batch) error {
+			if err := b.Put([]byte("lq"), []byte(m.old)); err != nil {
+				return err
+			}
+			return b.Put([]byte("lz"), []byte(m.old))
+		})
+		if err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+	}
 	st := s.Stats()
 	reserve := st.HeapSize / 10
 	put("filler", strings.Repeat("f", int(st.TailBytes-reserve-8192-64)))
@@ -264,7 +284,7 @@ func contents(t *testing.T, s *store.Store) map[string]string {
 func verifyUntouched(t *testing.T, s *store.Store, before map[string]string, m crashMutation, at string) {
 	t.Helper()
 	for k, want := range before {
-		if k == m.key || (m.batch && (k == "victim" || strings.HasPrefix(k, m.key+"#"))) {
+		if k == m.key || (m.batch && (k == "victim" || strings.HasPrefix(k, m.key+"#"))) || (m.args[0] == "batchlz" && k == "lq") {
 			continue
 		}
 		if v, err := s.Get([]byte(k)); err != nil || string(v) != want {
@@ -293,7 +313,15 @@ func verifyCrash(t *testing.T, s *store.Store, m crashMutation, committed bool, 
 	if (want == "") != (err != nil) || (err == nil && string(v) != want) {
 		t.Fatalf("killed at %s (committed %v): %s = %.20q, %v; want %.20q", at, committed, m.key, v, err, want)
 	}
-	if m.batch && m.args[0] == "batchbig" { // both small puts, or neither
+	if m.batch && m.args[0] == "batchlz" { // lq with lz
+		want2 := m.old
+		if committed {
+			want2 = m.newValue
+		}
+		if v, err := s.Get([]byte("lq")); err != nil || string(v) != want2 {
+			t.Fatalf("batch killed at %s (committed %v): lq = %.20q, %v; want %.20q", at, committed, v, err, want2)
+		}
+	} else if m.batch && m.args[0] == "batchbig" { // both small puts, or neither
 		for i := range 2 {
 			v, err := s.Get([]byte(fmt.Sprintf("%s#%d", m.key, i)))
 			if committed != (err == nil) || (err == nil && string(v) != "small") {
@@ -397,6 +425,10 @@ func TestCrashDuringRecovery(t *testing.T) {
 		{mutation("overwrite"), "publish:1", true},
 		{mutation("overwrite"), "free-lazy:1", true},
 		{mutation("overwrite-merge"), "freed:1", true},
+		// A batch whose second take and second push each change a link the
+		// phase logged already (one record for both changes).
+		{mutation("batch-same-size"), "take-lazy:2", false},
+		{mutation("batch-same-size"), "free-lazy:2", true},
 		// A compaction's move, killed before its commit and while its
 		// frees merge; then the put's own transaction after compacting.
 		{mutation("compact-put"), "move:1", false},

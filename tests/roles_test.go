@@ -91,6 +91,13 @@ func runRole(role string, args []string) error {
 				b.Put([]byte("transient"), []byte("x"))
 				return b.Delete([]byte("transient"))
 			})
+		case "batchlz": // puts lq=VALUE, then KEY=VALUE (both of their old sizes)
+			err = s.Update(func(b *store.Batch) error {
+				if err := b.Put([]byte("lq"), []byte(args[3])); err != nil {
+					return err
+				}
+				return b.Put(k, []byte(args[3]))
+			})
 		case "batchbig": // puts KEY#0 and KEY#1 = "small", then KEY=VALUE
 			err = s.Update(func(b *store.Batch) error {
 				for i := range 2 {
