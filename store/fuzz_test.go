@@ -355,10 +355,10 @@ func midTransaction(f *testing.F) (prepare, committed fuzzImage) {
 		p = regionImage(s)
 		t.flushCounts(true)
 		t.jh.CommitUndo.Store(t.nUndo)
-		t.logged = [len(t.logged)]uint64{}
+		t.logged, t.recent = [len(t.logged)]uint64{}, [len(t.recent)]uint64{}
 		t.jh.State.Store(layout.JournalCommitted)
 		c = regionImage(s)
-		if err := t.apply(); err != nil {
+		if err := t.apply(s.itBuf); err != nil {
 			f.Fatal(err)
 		}
 		t.jh.State.Store(layout.JournalIdle)

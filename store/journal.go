@@ -140,6 +140,7 @@ func (s *Store) begin() *txn {
 	// NB: the txn lives in the Store (guarded by wmu) so a mutation
 	// allocates nothing.
 	s.tx = txn{s: s, jh: jh}
+	s.itBuf = s.itBuf[:0]
 	return &s.tx
 }
 
@@ -224,17 +225,25 @@ func (t *txn) flushCounts(committing bool) {
 
 // addIntent records a publication to perform at commit.
 func (t *txn) addIntent(kind uint32, p *place, new uint64) {
-	it := t.s.intentRec(t.nIntents)
-	*it = layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.home}
-	t.nIntents++
-	storeHalf(&t.jh.NumIntents, t.nIntents)
+	t.writeIntent(layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.home})
 	if b := t.batch; b != nil {
 		b.chain = append(b.chain, b.byHash.swap(p.h, t.nIntents))
 		if prev := b.slots.swap(p.slot, t.nIntents); prev != 0 {
 			// Only the last store into a slot is published (see apply).
 			t.s.intentRec(prev - 1).Flags |= layout.IntentSuperseded
+			t.s.itBuf[prev-1].Flags |= layout.IntentSuperseded
 		}
 	}
+}
+
+// writeIntent appends in to the journal's intents, and to the copy the
+// writer applies them from (Store.itBuf; recovery, which has no copy,
+// loads and checks the journal's instead: loadIntents).
+func (t *txn) writeIntent(in layout.Intent) {
+	*t.s.intentRec(t.nIntents) = in
+	t.s.itBuf = append(t.s.itBuf, in)
+	t.nIntents++
+	storeHalf(&t.jh.NumIntents, t.nIntents)
 }
 
 // commit is the commit point, then applies the intents and ends the
@@ -250,7 +259,10 @@ func (t *txn) commit() error {
 	faultPoint("prepared")
 	storeHalf(&t.jh.State, layout.JournalCommitted)
 	faultPoint("commit")
-	if err := t.apply(); err != nil {
+	// The intents as this writer planned them (writeIntent): the journal's
+	// hold the same, unless someone wrote over them, whom recovery would
+	// then find out.
+	if err := t.apply(t.s.itBuf[:t.nIntents:t.nIntents]); err != nil {
 		return err
 	}
 	storeHalf(&t.jh.State, layout.JournalIdle)
@@ -310,16 +322,14 @@ func (s *Store) undo(from, to uint32) error {
 
 // apply publishes the intents and finishes the transaction's bookkeeping.
 // It runs after the commit point, on the normal path and in recovery, and
-// must do the same thing from the same committed state both times.
-func (t *txn) apply() error {
+// must do the same thing from the same committed state both times. its
+// are the transaction's intents, in process memory: the writer's own
+// (commit), or the journal's, copied out and checked (recovery,
+// loadIntents). NB: every word of an intent used below comes from its, never
+// again from the region.
+func (t *txn) apply(its []layout.Intent) error {
 	s := t.s
 	from := t.nUndo
-	// NB: the intents are copied out and checked once: every word used
-	// below comes from the copy, never again from the region.
-	its, err := s.loadIntents(t.nIntents)
-	if err != nil {
-		return err
-	}
 	for i := range its {
 		it := &its[i]
 		if it.Flags&layout.IntentSuperseded != 0 {
@@ -530,7 +540,7 @@ func (s *Store) recoverJournal() error {
 		storeHalf(&jh.Owner, s.ident)
 		faultPoint("recover-undone")
 		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni}
-		if err := t.apply(); err != nil {
+		if err := t.apply(its); err != nil {
 			return err
 		}
 	default:

@@ -267,10 +267,7 @@ func (t *txn) migrateBucket(v *indexView, bi uint64) error {
 			return err
 		}
 		t.probe(p.tbl, p.home, p.probed)
-		it := s.intentRec(t.nIntents)
-		*it = layout.Intent{Kind: layout.IntentMove, Slot: p.slot, Old: at, New: w, Home: p.home}
-		t.nIntents++
-		storeHalf(&t.jh.NumIntents, t.nIntents)
+		t.writeIntent(layout.Intent{Kind: layout.IntentMove, Slot: p.slot, Old: at, New: w, Home: p.home})
 		s.batch.slots.swap(p.slot, t.nIntents)
 		faultPoint("intent")
 		t.checkBudget()
