@@ -74,7 +74,7 @@ type Store struct {
 	tx    txn             // the transaction in progress; guarded by wmu
 	batch batchIndex      // reused by each Update; guarded by wmu
 	b     Batch           // the Batch each Update hands out; guarded by wmu
-	itBuf []layout.Intent // the journal's intents, copied out (loadIntents); guarded by wmu
+	itBuf []layout.Intent // the transaction's intents: as the writer wrote them (writeIntent), or the journal's, copied out and checked (loadIntents); guarded by wmu
 	cows  cowCache        // the snapshot in progress, as this writer sees it (snapshot.go); guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders
