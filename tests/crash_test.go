@@ -533,6 +533,41 @@ func TestCrashReplayNeverGoesBack(t *testing.T) {
 	}
 }
 
+// TestBatchNeverPublishesSuperseded: a batch that puts one key twice (and
+// puts then deletes another) is killed after each of its own publications.
+// A reader must see the key absent, as before the batch, or with its last
+// value, never the first: the writer applies from its own copy of the
+// intents (writeIntent), which must carry the superseded marks the
+// journal's do.
+func TestBatchNeverPublishesSuperseded(t *testing.T) {
+	for _, at := range []string{"publish:1", "publish:2"} {
+		t.Run(at, func(t *testing.T) {
+			name := storeName(t)
+			s, err := store.Create(name, &store.Options{Size: 1 << 20, LockTimeout: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			c := spawn(t, "mutate", []string{name, "batch2", "k", "v2"}, "SHMKV_FAULT="+at)
+			if err := c.Wait(t, 10*time.Second); !killed(err) {
+				t.Fatalf("batch helper was not killed at %s: %v", at, err)
+			}
+			if v, err := s.Get([]byte("k")); err == nil && string(v) != "v2" {
+				t.Fatalf("killed at %s, before the repair: k = %q, a value the batch superseded", at, v)
+			}
+			if _, err := s.Get([]byte("transient")); err == nil {
+				t.Fatalf("killed at %s: a key the batch put and deleted is visible", at)
+			}
+			if err := s.Check(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.Get([]byte("k")); err != nil || string(v) != "v2" {
+				t.Fatalf("after the repair k = %q, %v; want v2", v, err)
+			}
+		})
+	}
+}
+
 // TestCrashDuringCreate kills a process while it creates a store (object
 // sized, header not yet published) and checks that OpenOrCreate in another
 // process initialises the store afresh rather than failing or waiting.
