@@ -19,7 +19,8 @@
 //	                |                      at 264 the Snapshot epoch    |
 //	                | 320   Meta      64   counts, heap top             |
 //	                | 384   FreeLists  NumClasses x 8  free block heads |
-//	                | 3824  Clean      8   highest Top ever             |
+//	                | 2800  LazyHeads  NumExact x 8  lazy stack heads   |
+//	                | 3808  Clean      8   highest Top ever             |
 //	                | 3840  Alloc    128   Seq counter, compaction     |
 //	                |                      cursor and counts, NonEmpty,|
 //	                |                      the index migration's cursor|
@@ -110,13 +111,16 @@
 // one of 8 bytes has no footer, and the block after it reads its header
 // instead (a footer's high half is 0, a header's never). A free block is
 // tagged, as above, or lazy (SizeLazy): freed by an overwrite whose new
-// block has its size, pushed on its list without a footer and without
-// telling the block after it, which then has no SizePrevFree.
-// Alloc.LazyBytes counts lazy bytes (the writer keeps them under
-// HeapSize/32). No tagged free block touches another free block after it
-// (a tagged free merges with free neighbours, and a merge with a lazy
-// block also takes the tagged one after it), lazy ones may touch anything,
-// and the block below Top is never tagged free (it goes back above Top).
+// block has its size, which is under ExactClassLimit. A lazy block is on
+// no list but on its exact class's lazy stack (LazyHeads): singly linked
+// through the word at 8, no prev link, no footer, and the block after it
+// is not told (no SizePrevFree). It never merges until compaction drains
+// the stacks. Alloc.LazyBytes counts lazy bytes (the writer keeps them
+// under HeapSize/32). No tagged free block touches another tagged one
+// (a tagged free merges with tagged neighbours), unless the two together
+// would pass MaxFreeBlock (the largest size Entry.Size holds); lazy ones
+// may touch anything; and the block below Top is never tagged free (it
+// goes back above Top).
 // Alloc.NonEmpty has a bit per class whose list is not empty.
 //
 // Alloc.Cursor is where compaction resumes: a block boundary in

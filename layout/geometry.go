@@ -189,19 +189,19 @@ func ClassOf(size uint64) int {
 	if size < 1024 {
 		return int(size/8) - 2
 	}
-	e := bits.Len64(size) - 1 // 10..47
+	e := bits.Len64(size) - 1 // 10..31 for a block; more for a request that no block holds
 	sub := (size >> (e - 3)) & 7
-	c := 126 + (e-10)*8 + int(sub)
+	c := NumExact + (e-10)*8 + int(sub)
 	return min(c, NumClasses-1)
 }
 
 // ClassMin is the smallest block size that ClassOf maps to c.
 func ClassMin(c int) uint64 {
-	if c < 126 {
+	if c < NumExact {
 		return uint64(c+2) * 8
 	}
-	e := uint((c-126)/8 + 10)
-	sub := uint64((c - 126) % 8)
+	e := uint((c-NumExact)/8 + 10)
+	sub := uint64((c - NumExact) % 8)
 	return (8 + sub) << (e - 3)
 }
 

@@ -23,7 +23,9 @@ const (
 	// version 6 the entry checksum (Entry.Sum, a 16-byte header), version
 	// 7 the fields of growth (MaxSize, InitSize, Grow; store/GROWTH.md): a
 	// version 6 writer would ignore a published size past its own.
-	Version uint32 = 7
+	// Version 8 moved lazy blocks onto stacks of their own (LazyHeads) and
+	// capped free blocks at MaxFreeBlock (a block's size is 32 bits).
+	Version uint32 = 8
 )
 
 // Geometry constants.
@@ -54,11 +56,19 @@ const (
 	// a million keys reach about 70 buckets, so leave room.
 	MaxProbe = 256
 
-	// NumClasses is the number of free-list size classes: 126 exact classes
-	// of 16..1016 bytes, then 8 per power of two from 1024 up to 2^47.
-	NumClasses = 126 + 8*(47-10+1)
+	// NumClasses is the number of free-list size classes: NumExact exact
+	// classes of 16..1016 bytes, then 8 per power of two from 1024 up to
+	// 2^32, past the largest block (Entry.Size is 32 bits).
+	NumClasses = NumExact + 8*(31-10+1)
+	// NumExact is the number of exact classes, each of one block size,
+	// and of lazy stacks (LazyHeads).
+	NumExact = 126
 	// ExactClassLimit: blocks below it have a class of their own size.
 	ExactClassLimit = 1024
+	// MaxFreeBlock is the largest free block: the largest multiple of
+	// EntryAlign that Entry.Size holds. Free neighbours whose merge would
+	// be larger stay two blocks.
+	MaxFreeBlock = 1<<32 - EntryAlign
 
 	// Offsets inside the header page.
 	ChecksumOff  = 248
@@ -66,6 +76,7 @@ const (
 	SnapshotOff  = LockOff + 8
 	MetaOff      = 320
 	FreeListsOff = 384
+	LazyHeadsOff = FreeListsOff + NumClasses*8
 	AllocOff     = 3840
 	GrowOff      = 3968
 	IndexDescOff = 4032
@@ -115,13 +126,15 @@ type Header struct {
 	Lock      Lock                      // 256
 	Meta      Meta                      // 320
 	FreeLists [NumClasses]atomic.Uint64 // 384: head offset of each class's free list
+	// LazyHeads is the head of each exact class's lazy stack (alloc.go).
+	LazyHeads [NumExact]atomic.Uint64 // 2800
 	// Clean is the heap offset from which the region has never been
 	// written: the highest Meta.Top ever (the object's new bytes are
 	// zeros, and nothing writes above Top). Stored before the bytes below
 	// it are, never undone. A new index table allocated above it needs no
 	// clearing.
-	Clean atomic.Uint64 // 3824
-	_     [AllocOff - FreeListsOff - NumClasses*8 - 8]byte
+	Clean atomic.Uint64 // 3808
+	_     [AllocOff - LazyHeadsOff - NumExact*8 - 8]byte
 	Alloc Alloc // 3840
 	Grow  Grow  // 3968
 	Index Index // 4032
@@ -189,7 +202,11 @@ const MaxIndexBuckets = (1<<32 - 2*CacheLine - EntryAlign) / BucketSize
 const ClassWords = (NumClasses + 63) / 64
 
 // AllocSize is the size of Alloc.
-const AllocSize = 9*8 + ClassWords*8
+const AllocSize = 9*8 + maxClassWords*8
+
+// maxClassWords is the room Alloc keeps for NonEmpty: what version 7's
+// classes took, so that the words after it keep their offsets.
+const maxClassWords = 7
 
 // Alloc is the allocator's state beyond the free lists. Only the writer
 // writes it.
@@ -216,6 +233,12 @@ type Alloc struct {
 	LazyBytes atomic.Uint64 // 48
 	// NonEmpty has bit c set when free list c is not empty.
 	NonEmpty [ClassWords]atomic.Uint64 // 56
+	// TopTagged is 1 while the block just below Meta.Top is tagged free:
+	// the last of two (or more) free blocks too large to merge
+	// (MaxFreeBlock), which a free that reached Top could not all give
+	// back. A block allocated at Top then carries SizePrevFree.
+	TopTagged atomic.Uint64 // 96
+	_         [maxClassWords - ClassWords - 1]uint64
 	// IndexCursor is how many old buckets a migration has moved;
 	// Migrations counts the migrations finished.
 	IndexCursor atomic.Uint64 // 112
@@ -436,8 +459,12 @@ const (
 	_ = unsafe.Offsetof(Header{}.Grow) - GrowOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Grow{})
 	_ = unsafe.Sizeof(Grow{}) - CacheLine
-	_ = uintptr(FreeListsOff+NumClasses*8) - unsafe.Offsetof(Header{}.Clean)
-	_ = unsafe.Offsetof(Header{}.Clean) - uintptr(FreeListsOff+NumClasses*8)
+	_ = uintptr(TopTaggedOff) - (AllocOff + unsafe.Offsetof(Alloc{}.TopTagged))
+	_ = (AllocOff + unsafe.Offsetof(Alloc{}.TopTagged)) - uintptr(TopTaggedOff)
+	_ = uintptr(LazyHeadsOff) - unsafe.Offsetof(Header{}.LazyHeads)
+	_ = unsafe.Offsetof(Header{}.LazyHeads) - LazyHeadsOff
+	_ = uintptr(LazyHeadsOff+NumExact*8) - unsafe.Offsetof(Header{}.Clean)
+	_ = unsafe.Offsetof(Header{}.Clean) - uintptr(LazyHeadsOff+NumExact*8)
 	_ = uintptr(IndexDescOff) - unsafe.Offsetof(Header{}.Index)
 	_ = unsafe.Offsetof(Header{}.Index) - IndexDescOff
 	_ = uintptr(IndexDescSize) - unsafe.Sizeof(IndexDesc{})
@@ -494,6 +521,7 @@ const (
 	CursorOff      = AllocOff + 8
 	LazyBytesOff   = AllocOff + 48
 	NonEmptyOff    = AllocOff + 56
+	TopTaggedOff   = AllocOff + 96
 	GrowSizeOff    = GrowOff + 0
 	GrowthsOff     = GrowOff + 8
 	IndexGenOff    = GrowOff + 16
@@ -503,6 +531,9 @@ const (
 
 // FreeListOff is the offset of class c's free list head.
 func FreeListOff(c int) uint64 { return FreeListsOff + 8*uint64(c) }
+
+// LazyHeadOff is the offset of exact class c's lazy stack head.
+func LazyHeadOff(c int) uint64 { return LazyHeadsOff + 8*uint64(c) }
 
 const (
 	_ = uintptr(TopOff) - (MetaOff + unsafe.Offsetof(Meta{}.Top))

@@ -45,6 +45,14 @@ func TestClasses(t *testing.T) {
 		}
 		prev = lo
 	}
+	// Every block has a class of its own size range, and the last class
+	// begins below the largest block.
+	if c := ClassOf(MaxFreeBlock); c != NumClasses-1 || ClassMin(c) > MaxFreeBlock {
+		t.Fatalf("ClassOf(MaxFreeBlock) = %d, want the last class %d", c, NumClasses-1)
+	}
+	if ClassOf(ExactClassLimit-EntryAlign) != NumExact-1 {
+		t.Fatalf("the largest exact size is in class %d, want %d", ClassOf(ExactClassLimit-EntryAlign), NumExact-1)
+	}
 	for _, s := range []uint64{16, 32, 1024, 1040, 1200, 4096, 5000, 1 << 30} {
 		c := ClassFor(s)
 		if ClassMin(c) < s || (c > 0 && ClassMin(c-1) >= s) {

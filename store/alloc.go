@@ -1,25 +1,39 @@
 package store
 
 // The heap allocator: segregated free lists by size class, doubly linked,
-// plus a bump pointer (Meta.Top) into the never-used space above the last
-// block (the wilderness). Blocks are multiples of 8 bytes and tile
-// [HeapOff, Top) with no gaps, so Check and compaction can walk them.
+// lazy stacks for the exact classes, singly linked, and a bump pointer
+// (Meta.Top) into the never-used space above the last block (the
+// wilderness). Blocks are multiples of 8 bytes and tile [HeapOff, Top)
+// with no gaps, so Check and compaction can walk them.
 //
-// Allocation takes, in order: a block of the request's own class that
-// holds it (the first few of the list are looked at), the head of the
-// first non-empty larger class (found through Alloc.NonEmpty; any block
-// there holds the request), or the wilderness as long as Reserve bytes stay
-// free above Top. The rest of a larger block is split off as a free block
-// of its own. When none of these has room, the caller compacts
-// (compact.go) and tries again.
+// Allocation takes, in order: for a request of an exact class (under
+// ExactClassLimit), the head of its lazy stack; a block of the request's
+// own class that holds it (the first few of the list are looked at); the
+// head of the first non-empty larger class (found through Alloc.NonEmpty;
+// any block there holds the request); or the wilderness as long as
+// Reserve bytes stay free above Top. The rest of a larger block is split
+// off as a free block of its own. When none of these has room, the caller
+// compacts (compact.go) and tries again.
 //
-// Freeing merges: a freed block absorbs a free neighbour on either side
-// (boundary tags: a free block repeats its size in its last 8 bytes, and
-// the block after it carries SizePrevFree), and a block that ends at Top
-// goes back to the wilderness. INVARIANT: no two free blocks touch, and the
-// block just below Top is never free. So any free space that could hold a
-// request sits in one block, unless live blocks lie between, which only
-// compaction can move.
+// Freeing merges: a freed block absorbs a tagged free neighbour on either
+// side (boundary tags: a tagged free block repeats its size in its last 8
+// bytes, and the block after it carries SizePrevFree), and a block that
+// ends at Top goes back to the wilderness. INVARIANT: no two tagged free
+// blocks touch, unless together they would pass MaxFreeBlock, and the
+// block just below Top is never tagged free. So any free space that could
+// hold a request sits in one block, unless live or lazy blocks lie
+// between, which only compaction moves or merges.
+//
+// Lazy blocks are the one exception, and the common case of churn: a
+// block freed by an overwrite whose new block has its size (and is of an
+// exact class) goes, as it is, on top of its class's lazy stack: no
+// footer, no neighbour looked at, one link. The next request of that size
+// pops it whole. A lazy block counts as live to its neighbours (it never
+// merges, nor sets SizePrevFree), and the lazy bytes stay under
+// HeapSize/32; compaction first drains the stacks, merging every lazy
+// block (drainLazy). So a same-size overwrite writes four words of the
+// allocator's, as the stack allocator of version 4 did, instead of a
+// doubly linked list's unlink and push.
 //
 // Merging destroys block headers that a slow reader may still hold the
 // offset of. What the reader finds there afterwards is the argument of
@@ -97,7 +111,7 @@ func (s *Store) listedBlockAt(off uint64) (block, error) {
 		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 		raw := e.Size
 		sz := uint64(raw &^ layout.SizeFlags)
-		if raw&layout.SizeFree != 0 && sz >= layout.EntrySize && sz <= g.Size-off {
+		if raw&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree && sz >= layout.EntrySize && sz <= g.Size-off {
 			return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags}, nil
 		}
 	}
@@ -107,17 +121,45 @@ func (s *Store) listedBlockAt(off uint64) (block, error) {
 // listedBlockError says why listedBlockAt refused the block at off.
 func (s *Store) listedBlockError(off uint64) error {
 	b, err := s.freeBlockAt(off)
-	if err == nil {
+	switch {
+	case err != nil:
+	case b.flags&layout.SizeLazy != 0:
+		err = fmt.Errorf("%w: a free list names lazy block %#x", ErrCorrupt, off)
+	default:
 		err = fmt.Errorf("%w: a free list names fragment %#x of %d bytes", ErrCorrupt, off, b.size)
 	}
 	return err
 }
 
-// prevSize decodes the word just before a block whose predecessor is
+// lazyBlockAt reads the header of the block at off, named by the lazy
+// stack of class c, whose blocks are of size bytes: it must be a lazy
+// block of that size.
+func (s *Store) lazyBlockAt(off, size uint64, c int) (block, error) {
+	g := &s.geo
+	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < g.Size && g.Size-off >= size {
+		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+		raw := e.Size
+		if raw&^layout.SizePrevFree == uint32(size)|layout.SizeFree|layout.SizeLazy {
+			return block{off: off, e: e, size: size, flags: raw & layout.SizeFlags}, nil
+		}
+	}
+	return block{}, s.lazyBlockError(off, c)
+}
+
+// lazyBlockError says why lazyBlockAt refused the block at off.
+func (s *Store) lazyBlockError(off uint64, c int) error {
+	b, err := s.freeBlockAt(off)
+	if err != nil {
+		return fmt.Errorf("lazy stack %d: %w", c, err)
+	}
+	return fmt.Errorf("%w: lazy stack %d (blocks of %d bytes) names block %#x of %d bytes, flags %#x", ErrCorrupt, c, layout.ClassMin(c), off, b.size, b.flags)
+}
+
+// footerSize decodes the word just before a block whose predecessor is
 // free: that predecessor's footer, its size; or, for a fragment of 8 bytes,
 // which has no room for a footer, its header (Seq, then Size and flags),
 // whose high half is never 0 while a footer's always is.
-func prevSize(w uint64) uint64 {
+func footerSize(w uint64) uint64 {
 	if hi := w >> 32; hi != 0 {
 		return hi &^ uint64(layout.SizeFlags)
 	}
@@ -166,6 +208,9 @@ func (t *txn) alloc(size uint64) (uint64, error) { return t.allocWith(size, t.s.
 func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
 	s := t.s
 	c := layout.ClassOf(size)
+	if size < layout.ExactClassLimit && s.hdr.LazyHeads[c].Load() != 0 {
+		return t.popLazy(c, size)
+	}
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {
 		b, err := s.listedBlockAt(off)
@@ -206,9 +251,13 @@ func (t *txn) bump(size, reserve uint64) (uint64, error) {
 	t.set(layout.TopOff, top+size)
 	faultPoint("bump")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
-	// No flags: the block below Top is never free.
 	storeHalf(&e.Seq, s.nextSeq(true))
+	// The block below Top is tagged free only when TopTagged says so.
 	e.Size = uint32(size)
+	if s.hdr.Alloc.TopTagged.Load() != 0 {
+		e.Size |= layout.SizePrevFree
+		t.set(layout.TopTaggedOff, 0)
+	}
 	return top, nil
 }
 
@@ -231,18 +280,16 @@ func (s *Store) firstClassAbove(c int) int {
 	return -1
 }
 
-// take allocates size bytes at the start of free block b: it comes off
-// its list, and the rest, if it can be a block, goes back as a free block.
+// take allocates size bytes at the start of tagged free block b: it
+// comes off its list, and the rest, if it can be a block, goes back as a
+// free block.
 func (t *txn) take(b block, size uint64) (uint64, error) {
 	s := t.s
 	if err := t.unlink(b); err != nil {
 		return 0, err
 	}
-	// The new block keeps b's SizePrevFree: a lazy b may follow a tagged
-	// free block, which stays free. A lazy b has no footer, and the block
-	// after it no SizePrevFree: the rest of it stays lazy, and taking all
-	// of it touches nothing beyond it.
-	lazy := b.flags & layout.SizeLazy
+	// The new block keeps b's SizePrevFree: b may follow a tagged free
+	// block too large to merge with, which stays free.
 	keep := b.flags & layout.SizePrevFree
 	// The caller overwrites the block's header, links and, unless it
 	// splits, its footer: log them so a rollback puts the block back whole.
@@ -256,8 +303,8 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
 		// The remainder's header and links lie inside b: no log (see top).
 		storeHalf(&re.Seq, s.nextSeq(true))
-		re.Size = uint32(rest) | layout.SizeFree | lazy
-		if err := t.push(r, rest, true, lazy != 0); err != nil {
+		re.Size = uint32(rest) | layout.SizeFree
+		if err := t.push(r, rest, true); err != nil {
 			return 0, err
 		}
 		faultPoint("split")
@@ -270,28 +317,21 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		// neighbours when they are freed, and which compaction absorbs.
 		b.e.Size = uint32(size) | keep
 		r := b.off + size
-		if rest == layout.EntryAlign && lazy == 0 {
+		if rest == layout.EntryAlign {
 			t.log(r, layout.UndoPlain) // b's footer: now the fragment's header
 		}
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
 		storeHalf(&re.Seq, s.nextSeq(true))
-		re.Size = uint32(rest) | layout.SizeFree | lazy
-		if rest > layout.EntryAlign && lazy == 0 {
+		re.Size = uint32(rest) | layout.SizeFree
+		if rest > layout.EntryAlign {
 			t.set(r+rest-8, rest) // b's footer position: logged
 		}
 		// unlink took all of b off; rest is still free
 		t.freeDelta += int64(rest)
-		if lazy != 0 {
-			t.lazyDelta += int64(rest)
-		}
 		faultPoint("fragment")
 		return b.off, nil
 	}
 	b.e.Size = uint32(b.size) | keep
-	if lazy != 0 {
-		faultPoint("take-lazy")
-		return b.off, nil
-	}
 	t.log(b.off+b.size-8, layout.UndoPlain) // the footer: value bytes from now on
 	if err := t.setPrevFree(b.off+b.size, false); err != nil {
 		return 0, err
@@ -300,8 +340,40 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 	return b.off, nil
 }
 
-// setPrevFree sets or clears SizePrevFree on the block at off, unless off
-// is Top (the wilderness has no header).
+// popLazy allocates the head of the lazy stack of exact class c, whose
+// blocks are of size bytes, whole.
+func (t *txn) popLazy(c int, size uint64) (uint64, error) {
+	s := t.s
+	// lazyBlockAt's checks, written out: every same-size overwrite is here.
+	g := &s.geo
+	off := s.hdr.LazyHeads[c].Load()
+	if off < g.HeapOff || off%layout.EntryAlign != 0 || off >= g.Size || g.Size-off < size {
+		_, err := s.lazyBlockAt(off, size, c)
+		return 0, err
+	}
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	raw := e.Size
+	if raw&^layout.SizePrevFree != uint32(size)|layout.SizeFree|layout.SizeLazy {
+		_, err := s.lazyBlockAt(off, size, c)
+		return 0, err
+	}
+	// Its header and link become the entry's: log them, so a rollback
+	// puts it back on the stack whole. The link is checked when it is
+	// popped in turn.
+	t.setHeader(&s.hdr.LazyHeads[c], layout.LazyHeadOff(c), s.word(off+8).Load())
+	t.log(off, layout.UndoSeq)
+	t.log(off+8, layout.UndoPlain)
+	// Its Seq is odd already; it keeps SizePrevFree (it may follow a
+	// tagged free block, which stays free).
+	e.Size = uint32(size) | raw&layout.SizePrevFree
+	t.freeDelta -= int64(size)
+	t.lazyDelta -= int64(size)
+	faultPoint("take-lazy")
+	return off, nil
+}
+
+// setPrevFree sets or clears SizePrevFree on the block at off, or, if off
+// is Top (the wilderness has no header), TopTagged.
 func (t *txn) setPrevFree(off uint64, on bool) error {
 	s := t.s
 	top, err := s.top()
@@ -309,6 +381,7 @@ func (t *txn) setPrevFree(off uint64, on bool) error {
 		return err
 	}
 	if off == top {
+		t.setTopTagged(on)
 		return nil
 	}
 	n, err := s.blockAt(off, top)
@@ -356,21 +429,15 @@ func (t *txn) unlink(b block) error {
 		t.set(next+16, prev)
 	}
 	t.freeDelta -= int64(b.size)
-	if b.flags&layout.SizeLazy != 0 {
-		t.lazyDelta -= int64(b.size)
-	}
 	faultPoint("unlink")
 	return nil
 }
 
-// unlinkAny is unlink for a free block that may be a fragment, which is on
-// no list: it only stops counting as free.
+// unlinkAny is unlink for a tagged free block that may be a fragment,
+// which is on no list: it only stops counting as free.
 func (t *txn) unlinkAny(b block) error {
 	if b.size < layout.EntrySize {
 		t.freeDelta -= int64(b.size)
-		if b.flags&layout.SizeLazy != 0 {
-			t.lazyDelta -= int64(b.size)
-		}
 		return nil
 	}
 	return t.unlink(b)
@@ -388,11 +455,11 @@ func (s *Store) checkLink(off, at, want uint64) error {
 	return nil
 }
 
-// push puts the free block at off (header already written, SizeFree set)
-// at the head of its class's list and writes its footer unless it is lazy.
+// push puts the tagged free block at off (header already written,
+// SizeFree set) at the head of its class's list and writes its footer.
 // inside says the block's link words lie inside a block this transaction
 // split, which need no log.
-func (t *txn) push(off, size uint64, inside, lazy bool) error {
+func (t *txn) push(off, size uint64, inside bool) error {
 	s := t.s
 
 	c := layout.ClassOf(size)
@@ -411,11 +478,7 @@ func (t *txn) push(off, size uint64, inside, lazy bool) error {
 		t.set(off+8, head)
 		t.set(off+16, 0)
 	}
-	if lazy {
-		t.lazyDelta += int64(size)
-	} else {
-		t.set(off+size-8, size)
-	}
+	t.set(off+size-8, size)
 	if head != 0 {
 		t.set(head+16, off)
 	} else {
@@ -424,6 +487,17 @@ func (t *txn) push(off, size uint64, inside, lazy bool) error {
 	t.set(layout.FreeListOff(c), off)
 	t.freeDelta += int64(size)
 	return nil
+}
+
+// setTopTagged records whether the block below Top is tagged free.
+func (t *txn) setTopTagged(on bool) {
+	v := uint64(0)
+	if on {
+		v = 1
+	}
+	if t.s.hdr.Alloc.TopTagged.Load() != v {
+		t.set(layout.TopTaggedOff, v)
+	}
 }
 
 // setClass records whether class c's list is empty.
@@ -442,8 +516,8 @@ func (t *txn) setClass(c int, nonEmpty bool) {
 // filled by this transaction and superseded). Its Seq turns odd first, so
 // a reader still copying it sees the change and retries. Then a block that
 // ends at Top goes back to the wilderness; one that an overwrite replaced
-// with a block of its own size (same, true) becomes lazy if lazyOK; any
-// other merges with its free neighbours (coalesce).
+// with a block of its own size (same, true) goes on its lazy stack if
+// lazyOK; any other merges with its tagged free neighbours (coalesce).
 func (t *txn) free(b block, same bool) error {
 	s := t.s
 	t.log(b.off, layout.UndoSeq)
@@ -454,13 +528,13 @@ func (t *txn) free(b block, same bool) error {
 		return err
 	}
 	if end := b.off + b.size; same && end != top && t.lazyOK(b.size) {
-		// Lazy: the block goes on its list as it is. Nothing beyond its
-		// header and links is read or written: an overwrite of a value of
-		// the same size takes it back without touching its neighbours.
+		// Lazy: nothing beyond its header and link is read or written.
+		c := layout.ClassOf(b.size)
 		b.e.Size = uint32(b.size) | b.flags&layout.SizePrevFree | layout.SizeFree | layout.SizeLazy
-		if err := t.push(b.off, b.size, false, true); err != nil {
-			return err
-		}
+		t.set(b.off+8, s.hdr.LazyHeads[c].Load())
+		t.setHeader(&s.hdr.LazyHeads[c], layout.LazyHeadOff(c), b.off)
+		t.freeDelta += int64(b.size)
+		t.lazyDelta += int64(b.size)
 		faultPoint("free-lazy")
 		return nil
 	}
@@ -468,12 +542,12 @@ func (t *txn) free(b block, same bool) error {
 	return err
 }
 
-// lazyOK reports whether a freed block of size bytes may stay lazy. Only a
+// lazyOK reports whether a freed block of size bytes may be lazy. Only a
 // block that an overwrite replaced by one of the same size is offered: the
 // next overwrite of that size is likely to take it back whole, which is
 // the churn laziness is for; space freed by deletes and by values that
 // change size merges at once. It must also be of an exact class (a
-// request of its size takes it whole), and the lazy bytes stay under
+// request of its size pops it whole), and the lazy bytes stay under
 // HeapSize/32, so the space kept apart from its neighbours is bounded;
 // compaction merges all of it.
 func (t *txn) lazyOK(size uint64) bool {
@@ -485,16 +559,42 @@ func (t *txn) lazyOK(size uint64) bool {
 }
 
 // coalesce makes the free block [off, off+size), with flags as its header
-// has them (its Seq odd, already off any list), one tagged free block with
-// its free neighbours: the tagged one before it, if SizePrevFree says so,
-// and the one after it, tagged or lazy; or gives it back to the wilderness
-// when it reaches Top. It returns where the merged block starts (the new
-// Top, in the second case).
+// has them (its Seq odd, on no list or stack), one tagged free block with
+// its tagged free neighbours: the one before it, if SizePrevFree says so,
+// and the one after it; or gives it back to the wilderness when it reaches
+// Top. A neighbour whose merge would pass MaxFreeBlock stays a block of
+// its own, unless the merge reaches Top. It returns where the merged
+// block starts (the new Top, in the second case).
 func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, error) {
 	s := t.s
 	start, end := off, off+size
+	// The block after: a tagged free one merges; any other learns that
+	// its predecessor is tagged free (below, once that is settled).
+	var next block
+	if end != top {
+		n, err := s.blockAt(end, top)
+		if err != nil {
+			return 0, err
+		}
+		next = n
+		if n.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree &&
+			(end+n.size == top || end+n.size-start <= s.maxFree) {
+			// n's header and links become bytes inside the merged block,
+			// which later allocations write unlogged: a snapshot in
+			// progress needs them as they were (snapshot.go).
+			s.cow(n.off, 24)
+			if err := t.unlinkAny(n); err != nil {
+				return 0, err
+			}
+			end += n.size
+			next = block{}
+			faultPoint("merge-next")
+		}
+	}
+	keep := uint32(0) // SizePrevFree, for a block that could not merge back
+	pflags := uint32(0)
 	if flags&layout.SizePrevFree != 0 {
-		fs := prevSize(s.word(off - 8).Load()) // the block before: its size
+		fs := footerSize(s.word(off - 8).Load()) // the block before: its size
 		if fs < layout.EntryAlign || fs%layout.EntryAlign != 0 || fs > off-s.geo.HeapOff {
 			return 0, fmt.Errorf("%w: block %#x follows a free block whose footer says %d bytes", ErrCorrupt, off, fs)
 		}
@@ -505,69 +605,40 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 		if p.size != fs || p.flags&layout.SizeLazy != 0 {
 			return 0, fmt.Errorf("%w: free block %#x (size %d, flags %#x) is not the tagged block of %d bytes its footer says", ErrCorrupt, p.off, p.size, p.flags, fs)
 		}
-		if err := t.unlinkAny(p); err != nil {
-			return 0, err
-		}
-		t.log(p.off, layout.UndoSeq)
-		start = p.off
-		faultPoint("merge-prev")
-	}
-	if end != top {
-		n, err := s.blockAt(end, top)
-		if err != nil {
-			return 0, err
-		}
-		if n.flags&layout.SizeFree == 0 {
-			if err := t.setPrevFree(end, true); err != nil {
+		if end == top || end-p.off <= s.maxFree {
+			if err := t.unlinkAny(p); err != nil {
 				return 0, err
 			}
+			t.log(p.off, layout.UndoSeq)
+			start, pflags = p.off, p.flags
+			faultPoint("merge-prev")
 		} else {
-			// n's header and links become bytes inside the merged block,
-			// which later allocations write unlogged: a snapshot in
-			// progress needs them as they were (snapshot.go).
-			s.cow(n.off, 24)
-			if err := t.unlinkAny(n); err != nil {
-				return 0, err
-			}
-			end += n.size
-			faultPoint("merge-next")
-			// After a tagged block, the next one has SizePrevFree already.
-			// After a lazy one it has not, and it may be tagged free
-			// itself: it merges too, or no tagged block could follow.
-			if n.flags&layout.SizeLazy != 0 && end != top {
-				m, err := s.blockAt(end, top)
-				if err != nil {
-					return 0, err
-				}
-				if m.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
-					s.cow(m.off, 24) // as n's
-					if err := t.unlinkAny(m); err != nil {
-						return 0, err
-					}
-					end += m.size
-					faultPoint("merge-after-lazy")
-				} else if err := t.setPrevFree(end, true); err != nil {
-					return 0, err
-				}
-			}
+			keep = layout.SizePrevFree
 		}
 	}
 	if end == top {
 		t.set(layout.TopOff, start)
+		// The block before start is tagged free only if it was too large
+		// to merge with the one start now names (p, merged in above, was
+		// not: a merge that reaches Top has no limit).
+		t.setTopTagged(pflags&layout.SizePrevFree != 0)
 		t.fixCursor(start, s.geo.Size)
 		faultPoint("merge-top")
 		return start, nil
 	}
-	// start's predecessor is not tagged free: it would have merged.
-	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = uint32(end-start) | layout.SizeFree
+	if next.e != nil {
+		if err := t.setPrevFree(end, true); err != nil {
+			return 0, err
+		}
+	}
+	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = uint32(end-start) | layout.SizeFree | keep
 	if n := end - start; n < layout.EntrySize {
-		// A lazy fragment that compaction settles with no free neighbour:
-		// a tagged fragment now, on no list.
+		// A fragment with no tagged free neighbour: on no list.
 		if n > layout.EntryAlign {
 			t.set(end-8, n)
 		}
 		t.freeDelta += int64(n)
-	} else if err := t.push(start, n, false, false); err != nil {
+	} else if err := t.push(start, n, false); err != nil {
 		return 0, err
 	}
 	t.fixCursor(start, end)
@@ -575,27 +646,43 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 	return start, nil
 }
 
-// settle makes free block b, lazy or tagged, tagged and merged with the
-// free blocks around it, for compaction, whose gaps must be whole. It
-// returns where the merged block starts, or Top if it went back to the
-// wilderness. Its budget is a free's.
-func (t *txn) settle(b block) (uint64, error) {
-	s := t.s
-	top, err := s.top()
-	if err != nil {
-		return 0, err
+// drainLazy merges lazy blocks with their tagged free neighbours, popping
+// each off its stack, as one transaction of at most walkLimit blocks
+// (fewer if the journal fills). Compaction runs it first: what it walks
+// and moves must be tagged free space. It reports whether lazy blocks
+// remain. REQUIRES: the writer lock, the journal idle.
+func (s *Store) drainLazy() (more bool, err error) {
+	t := s.begin()
+	t.eager = true
+	n := 0
+	for c := 0; c < layout.NumExact; c++ {
+		for s.hdr.LazyHeads[c].Load() != 0 {
+			if n == walkLimit || t.budget(mutDrain, 0) != nil {
+				return true, t.commit()
+			}
+			off, err := t.popLazy(c, layout.ClassMin(c))
+			if err != nil {
+				t.rollback()
+				return false, err
+			}
+			top, err := s.top()
+			if err == nil {
+				// (popLazy took it off the free bytes, as a free does
+				// for a live block: coalesce counts what stays free.)
+				e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+				_, err = t.coalesce(off, layout.ClassMin(c), e.Size&layout.SizeFlags, top)
+			}
+			if err != nil {
+				t.rollback()
+				return false, err
+			}
+			t.settled = true
+			t.checkBudget()
+			n++
+			faultPoint("drain")
+		}
 	}
-	if err := t.unlinkAny(b); err != nil {
-		return 0, err
-	}
-	t.log(b.off, layout.UndoSeq)
-	start, err := t.coalesce(b.off, b.size, b.flags, top)
-	if err != nil {
-		return 0, err
-	}
-	t.settled = true
-	faultPoint("settle")
-	return start, nil
+	return false, t.commit()
 }
 
 // fixCursor moves compaction's cursor to start if it lies inside

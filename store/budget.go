@@ -25,20 +25,20 @@ const (
 	// link, the class bit, its successor's link: 3), logs the block's
 	// header and links (3), and either pushes the split-off remainder (its
 	// footer, the old head's link or the class bit, the head: 3) or logs
-	// the footer and clears the next block's SizePrevFree (2). bump writes
-	// Top alone.
+	// the footer and clears the next block's SizePrevFree (2). popLazy
+	// writes the stack's head and logs the block's header and link (3);
+	// bump writes Top alone.
 	undoAlloc = 9
 	// undoFree: the block's Seq (1), then coalesce: a merge with the block
-	// before (unlink 3, its header 1); a merge with the block after (unlink
-	// 3) and, if that one was lazy, with the tagged one after it (unlink 3)
-	// or that one's SizePrevFree (1); the push (links 2, footer 1, the old
-	// head's link or the class bit 1, the head 1); the cursor (1). A merge
-	// into the wilderness writes Top and the cursor instead of the last
-	// three. A lazy free writes the Seq and a push without a footer: fewer.
-	undoFree = 17
-	// undoSettle: compaction's merge of a free block that is already free:
-	// its unlink (3) and header (1), then coalesce (undoFree less the Seq).
-	undoSettle = 4 + undoFree - 1
+	// after (unlink 3) or that block's SizePrevFree (1); a merge with the
+	// block before (unlink 3, its header 1); the push (links 2, footer 1,
+	// the old head's link or the class bit 1, the head 1); the cursor (1).
+	// A merge into the wilderness writes Top and the cursor instead of the
+	// last two. A lazy free writes the Seq, the link and the stack's head.
+	undoFree = 1 + 3 + 4 + 5 + 1
+	// undoDrain: compaction's merge of a lazy block (drainLazy): popLazy
+	// (3), then coalesce (undoFree less the Seq).
+	undoDrain = 3 + undoFree - 1
 	// undoMove: compaction's move of one entry allocates its new block and
 	// may move the cursor.
 	undoMove = undoAlloc + 1
@@ -65,7 +65,7 @@ const (
 	mutOverwrite                 // a key's new value: allocate; free the old block after the commit
 	mutDelete                    // free the block and lower Overflow after the commit
 	mutMove                      // compaction: a new block for the same entry; free the old one
-	mutSettle                    // compaction: merge a free block with its free neighbours
+	mutDrain                     // compaction: merge a lazy block with its free neighbours
 	mutMigrate                   // a migration's move: raise Overflow on probed buckets of the new table
 	mutGrow                      // growth: the published size and the growth count
 	mutIndexStart                // a migration's start: allocate the table, publish the descriptor, the cursor
@@ -84,8 +84,8 @@ func undoBudget(k mutKind, probed uint64) (pre, post uint64) {
 		return undoAlloc, undoFree
 	case mutDelete:
 		return 0, undoFree + probed
-	case mutSettle:
-		return undoSettle, 0
+	case mutDrain:
+		return undoDrain, 0
 	case mutMigrate:
 		return probed, 0
 	case mutGrow:

@@ -159,6 +159,20 @@ func (t *tally) reach(off uint64, want uint8) reachResult {
 	return reachOK
 }
 
+// listed is reach for the n-th block that list c names, which must be a
+// free block: it reports whether the list may be followed on from it.
+func (t *tally) listed(v *violations, list string, c int, off uint64, n int) bool {
+	switch r := t.reach(off, free); {
+	case r == reachWrongKind || n > len(t.blocks):
+		v.add("%s %d names %#x, which is not a free block", list, c, off)
+	case r == reachTwice:
+		v.add("%s %d: block %#x listed twice (cycle?)", list, c, off)
+	default:
+		return true
+	}
+	return false
+}
+
 type reachResult uint8
 
 const (
@@ -206,8 +220,8 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 		return v.err()
 	}
 	var liveBytes, kvBytes, freeBytes, fragBytes, lazyBytes uint64
-	// prevTagged: the block before is free and not lazy.
-	prevTagged := false
+	// prevTagged: the block before is free and not lazy, of prevSize bytes.
+	prevTagged, prevSize := false, uint64(0)
 	for off := g.HeapOff; off < top; {
 		b, err := s.blockAt(off, top)
 		if err != nil {
@@ -228,13 +242,16 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 				fragBytes += b.size
 			}
 			if isLazy {
+				if b.size < layout.EntrySize {
+					v.add("lazy block %#x of %d bytes: lazy blocks are whole entry blocks", off, b.size)
+				}
 				lazyBytes += b.size
 				break // no footer; it may touch other free blocks
 			}
-			if prevTagged {
+			if prevTagged && prevSize+b.size <= s.maxFree {
 				v.add("free block %#x follows a tagged free block: they should have merged", off)
 			}
-			if f := prevSize(s.word(off + b.size - 8).Load()); f != b.size {
+			if f := footerSize(s.word(off + b.size - 8).Load()); f != b.size {
 				v.add("free block %#x of %d bytes has footer %d", off, b.size, f)
 			}
 		case b.e.Seq.Load()&1 != 0:
@@ -252,11 +269,11 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 		if (b.flags&layout.SizePrevFree != 0) != prevTagged {
 			v.add("block %#x: SizePrevFree is %v, the block before is tagged free: %v", off, !prevTagged, prevTagged)
 		}
-		prevTagged = isFree && !isLazy
+		prevTagged, prevSize = isFree && !isLazy, b.size
 		off += b.size
 	}
-	if prevTagged {
-		v.add("the block below the heap top is free and tagged: it should have gone back to the never-used space")
+	if tt := s.hdr.Alloc.TopTagged.Load(); tt > 1 || (tt == 1) != prevTagged {
+		v.add("Alloc.TopTagged is %d, the block below the heap top is tagged free: %v", tt, prevTagged)
 	}
 	if l := s.hdr.Alloc.LazyBytes.Load(); l != lazyBytes {
 		v.add("Alloc.LazyBytes is %d, the heap has %d in lazy free blocks", l, lazyBytes)
@@ -270,11 +287,12 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 	return nil
 }
 
-// checkFreeLists is the free-list pass: each list holds free blocks of
-// its class that the heap pass met, each once, linked both ways, and its
-// NonEmpty bit says whether it is empty. It marks each listed block seen.
+// checkFreeLists is the free-list pass: each list holds tagged free
+// blocks of its class that the heap pass met, each once, linked both ways,
+// and its NonEmpty bit says whether it is empty; each lazy stack holds
+// lazy blocks of its size. It marks each listed block seen.
 func (s *Store) checkFreeLists(v *violations, t *tally) {
-	blocks, top := t.blocks, t.top
+	top := t.top
 	// Free lists: doubly linked, each block of its class, each class's bit
 	// in NonEmpty set exactly when its list is not empty.
 	for c := range layout.NumClasses {
@@ -285,13 +303,7 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 			v.add("free list %d: NonEmpty bit %v, head %#x", c, bit, head)
 		}
 		for off := head; off != 0; n++ {
-			r := t.reach(off, free)
-			if r == reachWrongKind || n > len(blocks) {
-				v.add("free list %d names %#x, which is not a free block", c, off)
-				break
-			}
-			if r == reachTwice {
-				v.add("free list %d: block %#x listed twice (cycle?)", c, off)
+			if !t.listed(v, "free list", c, off, n) {
 				break
 			}
 			b, err := s.blockAt(off, top)
@@ -305,8 +317,26 @@ func (s *Store) checkFreeLists(v *violations, t *tally) {
 			if p := s.word(off + 16).Load(); p != prev {
 				v.add("free list %d: block %#x links back to %#x, want %#x", c, off, p, prev)
 			}
+			if b.flags&layout.SizeLazy != 0 {
+				v.add("free list %d holds lazy block %#x", c, off)
+			}
 			t.freeBytes += b.size
 			prev, off = off, s.word(off+8).Load()
+		}
+	}
+	// Lazy stacks: singly linked, each block lazy and of its class's size.
+	for c := range layout.NumExact {
+		for off, n := s.hdr.LazyHeads[c].Load(), 0; off != 0; n++ {
+			if !t.listed(v, "lazy stack", c, off, n) {
+				break
+			}
+			b, err := s.lazyBlockAt(off, layout.ClassMin(c), c)
+			if err != nil {
+				v.add("%v", err)
+				break
+			}
+			t.freeBytes += b.size
+			off = s.word(off + 8).Load()
 		}
 	}
 }

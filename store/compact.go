@@ -292,6 +292,9 @@ func (s *Store) fullError(size uint64) error {
 // reserve for an entry of entry bytes.
 func (s *Store) roomFor(size, entry uint64) bool {
 	c := layout.ClassOf(size)
+	if size < layout.ExactClassLimit && s.hdr.LazyHeads[c].Load() != 0 {
+		return true
+	}
 	off := s.hdr.FreeLists[c].Load()
 	for i := 0; off != 0 && i < scanLimit; i++ {
 		b, err := s.listedBlockAt(off)
@@ -389,6 +392,16 @@ func (s *Store) compactFor(need, entry uint64) (bool, error) {
 // not fit, elsewhere). REQUIRES: the writer lock, the journal idle.
 func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 	a := &s.hdr.Alloc
+	if a.LazyBytes.Load() != 0 {
+		// Lazy blocks first: merged, they stop keeping free space apart,
+		// and what compaction walks is tagged free space only.
+		more, err := s.drainLazy()
+		if err != nil || more {
+			r.cursor = max(a.Cursor.Load(), s.geo.HeapOff)
+			r.scan = r.cursor
+			return r, err
+		}
+	}
 	top, err := s.top()
 	if err != nil {
 		return r, err
@@ -427,45 +440,9 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			t.rollback()
 		}
 	}()
-	// The gap must be whole: a lazy gap, or one with free blocks after it,
-	// merges with them first (alloc.go's settle).
-	for gap.off+gap.size < top {
-		if gap.flags&layout.SizeLazy == 0 {
-			n, err := s.blockAt(gap.off+gap.size, top)
-			if err != nil {
-				return r, err
-			}
-			if n.flags&layout.SizeFree == 0 {
-				break
-			}
-		}
-		if err := t.budget(mutSettle, 0); err != nil {
-			break // the journal is full: use the gap as it is
-		}
-		start, err := t.settle(gap)
-		if err != nil {
-			return r, err
-		}
-		t.checkBudget()
-		if top, err = s.top(); err != nil {
-			return r, err
-		}
-		if start == top { // it went back to the wilderness
-			gap = block{off: top}
-			break
-		}
-		if gap, err = s.freeBlockAt(start); err != nil {
-			return r, err
-		}
-	}
-	if gap.off == top {
-		r.cursor, r.scan = top, top
-		committing = true
-		if err := t.commit(); err != nil {
-			return r, err
-		}
-		storeWord(&a.Cursor, top)
-		return r, nil
+	if gap.flags&layout.SizeLazy != 0 {
+		// drainLazy, above, emptied every lazy stack.
+		return r, fmt.Errorf("%w: lazy block %#x is on no lazy stack", ErrCorrupt, gap.off)
 	}
 	next := gap.off         // the cursor after this step
 	cur := gap              // what is left of the gap
@@ -536,6 +513,11 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 			return r, err
 		}
 	}
+	if t.nIntents == 0 && q >= top {
+		// From the gap to Top, only free blocks too large to merge (see
+		// Alloc.TopTagged): nothing to move, the pass is over.
+		next = top
+	}
 	r.moved, r.entries, r.scan = t.moved, int(t.nIntents), q
 	if r.entries == 0 {
 		r.scan = next
@@ -581,7 +563,7 @@ func (t *txn) move(b block, dst uint64) error {
 	d.Sum = b.sum
 	storeHalf(&d.Seq, s.nextSeq(false))
 	faultPoint("move")
-	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst))
+	t.addIntent(layout.IntentOverwrite, &p, layout.SlotWord(p.tag, dst), newBlock{d.Bytes(), uint64(len(kv))})
 	t.moved += b.size
 	t.checkBudget()
 	return nil

@@ -110,6 +110,12 @@ func TestCheckFindsDamage(t *testing.T) {
 			})
 		}, "neither free nor a published entry"},
 		{"free list", func(s *Store) { s.hdr.FreeLists[5].Store(s.geo.HeapOff + 8) }, "free list 5"},
+		{"lazy stack", func(s *Store) {
+			// The stack of the block that "7"'s overwrite left lazy now
+			// names a live block.
+			c := layout.ClassOf(layout.BlockSize(1, 5))
+			s.hdr.LazyHeads[c].Store(s.geo.HeapOff)
+		}, fmt.Sprintf("lazy stack %d", layout.ClassOf(layout.BlockSize(1, 5)))},
 	}
 	for _, c := range cases {
 		t.Run(c.what, func(t *testing.T) {
@@ -122,8 +128,12 @@ func TestCheckFindsDamage(t *testing.T) {
 				s.Put([]byte(fmt.Sprint(i)), []byte("value"))
 			}
 			s.Delete([]byte("3"))
+			s.Put([]byte("7"), []byte("VALUE")) // the old block is lazy
 			if err := s.Check(); err != nil {
 				t.Fatalf("before damage: %v", err)
+			}
+			if s.hdr.Alloc.LazyBytes.Load() == 0 {
+				t.Fatal("setup: no lazy block")
 			}
 			c.damage(s)
 			err = s.Check()
@@ -328,6 +338,57 @@ func TestCorruptTopAndJournal(t *testing.T) {
 			for i := range heads {
 				if heads[i] != s.hdr.FreeLists[i].Load() {
 					t.Fatalf("free list %d head changed: the damage spread", i)
+				}
+			}
+			if err := s.Check(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Check: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// TestDamagedLazyStack: a lazy stack that names a live block, or a block
+// of another size, makes the put that would pop it fail with ErrCorrupt,
+// changing nothing: every key still reads back as it was.
+func TestDamagedLazyStack(t *testing.T) {
+	val := func(b byte) []byte { return bytes.Repeat([]byte{b}, 100) }
+	c := layout.ClassOf(layout.BlockSize(2, 100))
+	for _, what := range []string{"live", "other size"} {
+		t.Run(what, func(t *testing.T) {
+			s, err := Create(testName(t), &Options{Size: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := range 20 {
+				s.Put([]byte(fmt.Sprintf("k%d", i)), val('a'))
+			}
+			s.Put([]byte("k3"), val('b')) // k3's old block is lazy
+			s.Put([]byte("s"), []byte("x"))
+			s.Put([]byte("s"), []byte("y")) // and s's, on another stack
+			other := layout.ClassOf(layout.BlockSize(1, 1))
+			if s.hdr.LazyHeads[c].Load() == 0 || s.hdr.LazyHeads[other].Load() == 0 {
+				t.Fatal("setup: no lazy blocks")
+			}
+			bad := s.geo.HeapOff // k0's block
+			if what == "other size" {
+				bad = s.hdr.LazyHeads[other].Load()
+			}
+			s.hdr.LazyHeads[c].Store(bad)
+			err = s.Put([]byte("k5"), val('c'))
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("lazy stack %d", c)) {
+				t.Fatalf("Put: %v, want ErrCorrupt naming lazy stack %d", err, c)
+			}
+			if h := s.hdr.LazyHeads[c].Load(); h != bad {
+				t.Fatalf("the failed put moved the stack's head to %#x", h)
+			}
+			for i := range 20 {
+				want := val('a')
+				if i == 3 {
+					want = val('b')
+				}
+				if v, err := s.Get([]byte(fmt.Sprintf("k%d", i))); err != nil || !bytes.Equal(v, want) {
+					t.Fatalf("k%d after the failed put: %q, %v", i, v, err)
 				}
 			}
 			if err := s.Check(); !errors.Is(err, ErrCorrupt) {

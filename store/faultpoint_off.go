@@ -2,6 +2,8 @@
 
 package store
 
+import "github.com/shmkv/shmkv/layout"
+
 // faultPoint marks a step of the write path at which the crash tests (built
 // with -tags shmkv_faults) can kill the process. In normal builds it is an
 // empty function the compiler removes.
@@ -9,3 +11,6 @@ func faultPoint(string) {}
 
 // eagerFrees is false: frees are lazy when they may be (alloc.go).
 func eagerFrees() bool { return false }
+
+// maxFreeBlock is the largest free block a merge makes.
+func maxFreeBlock() uint64 { return layout.MaxFreeBlock }

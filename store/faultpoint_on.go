@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/shmkv/shmkv/layout"
 )
 
 var fault struct {
@@ -58,3 +60,15 @@ func faultPoint(name string) {
 // eagerFrees: SHMKV_EAGER_FREE=1 makes every free merge at once, never
 // lazy, so the crash tests reach the merge steps with small blocks too.
 func eagerFrees() bool { return os.Getenv("SHMKV_EAGER_FREE") == "1" }
+
+// maxFreeBlock: SHMKV_MAX_FREE_BLOCK=n makes n the largest free block a
+// merge makes, so the crash tests reach the merges that limit refuses
+// (and the tagged free block it may leave below Top) with small blocks.
+// Every process sharing the store must see the same value: Check holds
+// the heap to it.
+func maxFreeBlock() uint64 {
+	if n, err := strconv.ParseUint(os.Getenv("SHMKV_MAX_FREE_BLOCK"), 10, 64); err == nil && n%layout.EntryAlign == 0 && n <= layout.MaxFreeBlock {
+		return n
+	}
+	return layout.MaxFreeBlock
+}

@@ -358,7 +358,7 @@ func midTransaction(f *testing.F) (prepare, committed fuzzImage) {
 		t.logged, t.recent = [len(t.logged)]uint64{}, [len(t.recent)]uint64{}
 		t.jh.State.Store(layout.JournalCommitted)
 		c = regionImage(s)
-		if err := t.apply(s.itBuf); err != nil {
+		if err := t.apply(s.itBuf, s.itNew); err != nil {
 			f.Fatal(err)
 		}
 		t.jh.State.Store(layout.JournalIdle)

@@ -140,7 +140,7 @@ func (s *Store) begin() *txn {
 	// NB: the txn lives in the Store (guarded by wmu) so a mutation
 	// allocates nothing.
 	s.tx = txn{s: s, jh: jh}
-	s.itBuf = s.itBuf[:0]
+	s.itBuf, s.itNew = s.itBuf[:0], s.itNew[:0]
 	return &s.tx
 }
 
@@ -183,6 +183,17 @@ func (t *txn) logAt(off uint64, kind uint64, w *atomic.Uint64) {
 // loggedLink reports whether the heap word at off is in recent.
 func (t *txn) loggedLink(off uint64) bool { return t.recent[off/8%4] == off }
 
+// setHeader is set for a word of the header page (off < HeaderSize),
+// which a batch changes in every mutation: the check that it is logged
+// already is made before the call to logAt.
+// w is the word at off, from Store.hdr.
+func (t *txn) setHeader(w *atomic.Uint64, off, v uint64) {
+	if t.logged[off/8/64]&(1<<(off/8%64)) == 0 {
+		t.logAt(off, layout.UndoPlain, w)
+	}
+	storeWord(w, v)
+}
+
 // set logs the word at off, then stores v there.
 func (t *txn) set(off, v uint64) {
 	w := t.s.word(off)
@@ -223,9 +234,14 @@ func (t *txn) flushCounts(committing bool) {
 	t.freeDelta, t.lazyDelta = 0, 0
 }
 
-// addIntent records a publication to perform at commit.
-func (t *txn) addIntent(kind uint32, p *place, new uint64) {
-	t.writeIntent(layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.home})
+// newBlock is what the writer knows of an intent's new block, which it
+// just filled: its size and its key and value bytes (zero for a delete).
+type newBlock struct{ size, kv uint64 }
+
+// addIntent records a publication to perform at commit: new, naming the
+// block nb describes.
+func (t *txn) addIntent(kind uint32, p *place, new uint64, nb newBlock) {
+	t.writeIntent(layout.Intent{Kind: kind, Slot: p.slot, Old: p.word, New: new, Home: p.home}, nb)
 	if b := t.batch; b != nil {
 		b.chain = append(b.chain, b.byHash.swap(p.h, t.nIntents))
 		if prev := b.slots.swap(p.slot, t.nIntents); prev != 0 {
@@ -237,11 +253,13 @@ func (t *txn) addIntent(kind uint32, p *place, new uint64) {
 }
 
 // writeIntent appends in to the journal's intents, and to the copy the
-// writer applies them from (Store.itBuf; recovery, which has no copy,
-// loads and checks the journal's instead: loadIntents).
-func (t *txn) writeIntent(in layout.Intent) {
+// writer applies them from (Store.itBuf, with nb in Store.itNew; recovery,
+// which has no copy, loads and checks the journal's instead:
+// loadIntents).
+func (t *txn) writeIntent(in layout.Intent, nb newBlock) {
 	*t.s.intentRec(t.nIntents) = in
 	t.s.itBuf = append(t.s.itBuf, in)
+	t.s.itNew = append(t.s.itNew, nb)
 	t.nIntents++
 	storeHalf(&t.jh.NumIntents, t.nIntents)
 }
@@ -262,7 +280,7 @@ func (t *txn) commit() error {
 	// The intents as this writer planned them (writeIntent): the journal's
 	// hold the same, unless someone wrote over them, whom recovery would
 	// then find out.
-	if err := t.apply(t.s.itBuf[:t.nIntents:t.nIntents]); err != nil {
+	if err := t.apply(t.s.itBuf[:t.nIntents:t.nIntents], t.s.itNew[:t.nIntents:t.nIntents]); err != nil {
 		return err
 	}
 	storeHalf(&t.jh.State, layout.JournalIdle)
@@ -326,8 +344,9 @@ func (s *Store) undo(from, to uint32) error {
 // are the transaction's intents, in process memory: the writer's own
 // (commit), or the journal's, copied out and checked (recovery,
 // loadIntents). NB: every word of an intent used below comes from its, never
-// again from the region.
-func (t *txn) apply(its []layout.Intent) error {
+// again from the region. news, the writer's, says what each new block
+// holds; recovery, without it, reads and checks the blocks (liveBlock).
+func (t *txn) apply(its []layout.Intent, news []newBlock) error {
 	s := t.s
 	from := t.nUndo
 	for i := range its {
@@ -353,18 +372,22 @@ func (t *txn) apply(its []layout.Intent) error {
 		if it.Kind == layout.IntentMove {
 			continue // no block changes
 		}
-		var nb block
+		var nb newBlock
 		if it.New != 0 {
-			b, err := s.liveBlock(layout.SlotOffset(it.New))
-			if err != nil {
-				return err
+			if news != nil {
+				nb = news[i]
+			} else {
+				b, err := s.liveBlock(layout.SlotOffset(it.New))
+				if err != nil {
+					return err
+				}
+				nb = newBlock{b.size, b.kl + b.vl}
 			}
-			nb = b
-			dBlock += int64(b.size)
-			dKV += int64(b.kl + b.vl)
-			if a := &s.hdr.Alloc; b.size > a.MaxBlock.Load() {
+			dBlock += int64(nb.size)
+			dKV += int64(nb.kv)
+			if a := &s.hdr.Alloc; nb.size > a.MaxBlock.Load() {
 				// A high-water mark of committed entries, never undone.
-				storeWord(&a.MaxBlock, b.size)
+				storeWord(&a.MaxBlock, nb.size)
 			}
 		}
 		if it.Old != 0 {
@@ -540,7 +563,7 @@ func (s *Store) recoverJournal() error {
 		storeHalf(&jh.Owner, s.ident)
 		faultPoint("recover-undone")
 		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni}
-		if err := t.apply(its); err != nil {
+		if err := t.apply(its, nil); err != nil {
 			return err
 		}
 	default:

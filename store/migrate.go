@@ -267,7 +267,7 @@ func (t *txn) migrateBucket(v *indexView, bi uint64) error {
 			return err
 		}
 		t.probe(p.tbl, p.home, p.probed)
-		t.writeIntent(layout.Intent{Kind: layout.IntentMove, Slot: p.slot, Old: at, New: w, Home: p.home})
+		t.writeIntent(layout.Intent{Kind: layout.IntentMove, Slot: p.slot, Old: at, New: w, Home: p.home}, newBlock{})
 		s.batch.slots.swap(p.slot, t.nIntents)
 		faultPoint("intent")
 		t.checkBudget()

@@ -328,6 +328,10 @@ func (t *txn) putHashed(key []byte, h uint64, value []byte, c cond, old []byte) 
 	}
 	faultPoint("alloc")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	if invariants && e.Bytes() != size {
+		// apply counts the block as size bytes (newBlock).
+		panic(fmt.Sprintf("shmkv: invariant: alloc(%d) gave a block of %d bytes", size, e.Bytes()))
+	}
 	e.KeyLen = uint16(len(key))
 	e.Slack = uint8(e.Bytes() - layout.EntryHeader - uint64(len(key)) - uint64(len(value)))
 	e.Flags = 0
@@ -341,13 +345,13 @@ func (t *txn) putHashed(key []byte, h uint64, value []byte, c cond, old []byte) 
 	faultPoint("filled")
 	w := layout.SlotWord(p.tag, off)
 	if p.found {
-		t.addIntent(layout.IntentOverwrite, &p, w)
+		t.addIntent(layout.IntentOverwrite, &p, w, newBlock{size, uint64(len(key) + len(value))})
 	} else {
 		// Also when re-inserting a key deleted earlier in the batch: that
 		// delete's apply lowers the counts its probe raised.
 		t.probe(p.tbl, p.home, p.probed)
 		p.word = 0
-		t.addIntent(layout.IntentInsert, &p, w)
+		t.addIntent(layout.IntentInsert, &p, w, newBlock{size, uint64(len(key) + len(value))})
 		t.inserts++
 	}
 	faultPoint("intent")
@@ -389,7 +393,7 @@ func (t *txn) delHashed(key []byte, h uint64, old []byte) error {
 	if err := t.budget(mutDelete, p.probed); err != nil {
 		return err
 	}
-	t.addIntent(layout.IntentDelete, &p, 0)
+	t.addIntent(layout.IntentDelete, &p, 0, newBlock{})
 	t.inserts--
 	faultPoint("intent")
 	t.checkBudget()

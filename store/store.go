@@ -43,6 +43,10 @@ type Store struct {
 	objLen uint64
 	// lazyLimit bounds Alloc.LazyBytes (alloc.go, lazyOK).
 	lazyLimit uint64
+	// maxFree is the largest free block a merge makes: layout.MaxFreeBlock
+	// (smaller in the crash tests, which cannot fill 4 GiB at every fault
+	// point: maxFreeBlock).
+	maxFree uint64
 	// verify: readers check entry checksums (Options.VerifyReads).
 	verify bool
 	// idx is the index as this process last checked it (index.go, view).
@@ -75,6 +79,7 @@ type Store struct {
 	batch batchIndex      // reused by each Update; guarded by wmu
 	b     Batch           // the Batch each Update hands out; guarded by wmu
 	itBuf []layout.Intent // the transaction's intents: as the writer wrote them (writeIntent), or the journal's, copied out and checked (loadIntents); guarded by wmu
+	itNew []newBlock      // beside itBuf, the writer's: what each intent's new block holds (writeIntent); guarded by wmu
 	cows  cowCache        // the snapshot in progress, as this writer sees it (snapshot.go); guarded by wmu
 
 	tookOver atomic.Int64 // writer locks taken over from dead holders

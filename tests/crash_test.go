@@ -55,8 +55,21 @@ type crashMutation struct {
 	// growth: "grow" (the put must grow the region), "index-start" (the
 	// next transaction starts an index migration), "index-step" (one is
 	// under way) or "index-finish" (the last step of the second, whose old
-	// table is a heap block, comes next).
+	// table is a heap block, comes next). "capped" is crashStore's store,
+	// with the filler and a block after it freed, made and run with the
+	// largest free block lowered to 256 bytes (maxFreeBlock).
 	setup string
+}
+
+// setEnv sets the environment m runs in, for the test and the processes
+// it starts.
+func (m crashMutation) setEnv(t *testing.T) {
+	if m.eager {
+		t.Setenv("SHMKV_EAGER_FREE", "1")
+	}
+	if m.setup == "capped" {
+		t.Setenv("SHMKV_MAX_FREE_BLOCK", "256")
+	}
 }
 
 var crashMutations = []crashMutation{
@@ -80,13 +93,22 @@ var crashMutations = []crashMutation{
 	{"delete-before-lazy", []string{"del", "lzpre"}, "lzpre", "p", "", false, false, false, ""},
 	// The block just below the heap top: freeing it gives it back to the
 	// never-used space.
-	{"delete-top", []string{"del", "top-key"}, "top-key", "t", "", false, false, false, ""},
+	{"delete-top", []string{"del", "top-key"}, "top-key", topValue, "", false, false, false, ""},
+	// With the largest free block lowered to 256 bytes (SHMKV_MAX_FREE_BLOCK):
+	// del-key merges with the free block before it but not with the one
+	// after it, which would pass the limit; top-key, freed after two free
+	// blocks too large to merge (the filler's and chain's), gives back only
+	// the second, leaving the first tagged free below Top
+	// (Alloc.TopTagged).
+	{name: "delete-capped", args: []string{"del", "del-key"}, key: "del-key", old: "v0", setup: "capped"},
+	{name: "delete-top-capped", args: []string{"del", "top-key"}, key: "top-key", old: topValue, setup: "capped"},
 	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false, ""},
 	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false, ""},
 	// Two overwrites in one batch by values of their own size: the new
-	// blocks are the two lazy ones on one list, taken one after the other,
-	// and the old ones are pushed on it one after the other, so the batch
-	// changes a link twice in each phase and logs it once (txn.recent).
+	// blocks are the two lazy ones on one stack, popped one after the
+	// other, and the old ones are pushed on it one after the other, so the
+	// batch changes the stack's head twice in each phase and logs it once
+	// (txn.logged).
 	{"batch-same-size", []string{"batchlz", "lz", strings.Repeat("w", lzLen)}, "lz", strings.Repeat("x", lzLen), strings.Repeat("w", lzLen), true, false, false, ""},
 	{"insert-probing", []string{"put", "probe-key", "p"}, "probe-key", "", "p", false, true, false, ""},
 	{"delete-probed", []string{"del", "probe-key"}, "probe-key", "v0", "", false, true, false, ""},
@@ -109,6 +131,12 @@ var crashMutations = []crashMutation{
 }
 
 const crashSize, crashEntries = 1 << 20, 600
+
+// topValue is top-key's: larger than any free block crashStore leaves
+// (the largest, with eager frees, is cgap1's merged with lz's, 6,144
+// bytes), so that top-key is placed at the heap top; chainValue, of the
+// same kind, is the block the "capped" setup places before it.
+var topValue, chainValue = strings.Repeat("t", 6500), strings.Repeat("c", 6600)
 
 // Values that make 120-byte blocks for keys "lz" and "lz-new".
 const lzLen, lzNewLen = 120 - layout.EntryHeader - 2, 120 - layout.EntryHeader - 6
@@ -140,9 +168,9 @@ func crowd(t *testing.T, s *store.Store, key string) {
 // between live entries (what allocations split or take whole); m.key
 // between two free blocks (what its free merges with); a filler that
 // leaves the never-used space 8 KiB above its reserve; and top-key, the
-// block just below the heap top.
+// block just below the heap top (its value is larger than any free block).
 func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
-	if m.setup != "" {
+	if m.setup != "" && m.setup != "capped" {
 		return growthCrashStore(t, m)
 	}
 	name := storeName(t)
@@ -184,7 +212,8 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	put("rgap", strings.Repeat("r", 300))
 	put("victim", "x")
 	// lzpre, then a lazy block, then a tagged free one: deleting lzpre
-	// merges with both.
+	// merges with neither (a lazy block never merges) and tags the lazy
+	// block SizePrevFree, which compaction's drain then merges back.
 	put("lzpre", "p")
 	put("lz2", strings.Repeat("z", lzLen))
 	put("lzgap", strings.Repeat("g", 300))
@@ -211,8 +240,20 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	}
 	st := s.Stats()
 	reserve := st.HeapSize / 10
-	put("filler", strings.Repeat("f", int(st.TailBytes-reserve-8192-64)))
-	put("top-key", "t")
+	after := layout.BlockSize(7, uint64(len(topValue))) // top-key's block
+	if m.setup == "capped" {
+		after += layout.BlockSize(5, uint64(len(chainValue)))
+	}
+	put("filler", strings.Repeat("f", int(st.TailBytes-reserve-8192-64-int64(after))))
+	if m.setup == "capped" {
+		put("chain", chainValue)
+	}
+	put("top-key", topValue)
+	if m.setup == "capped" {
+		// Two free blocks, too large to merge; top-key after them.
+		del("filler")
+		del("chain")
+	}
 	if tail := s.Stats().TailBytes; tail < reserve+8192 || tail > reserve+8192+64 {
 		t.Fatalf("setup: never-used space is %d bytes, want %d above the reserve %d", tail, 8192, reserve)
 	}
@@ -356,9 +397,7 @@ func TestCrashAtEveryFaultPoint(t *testing.T) {
 	total := 0
 	for _, m := range crashMutations {
 		t.Run(m.name, func(t *testing.T) {
-			if m.eager {
-				t.Setenv("SHMKV_EAGER_FREE", "1")
-			}
+			m.setEnv(t)
 			name, s := crashStore(t, m)
 			seq := faultSequence(t, append([]string{name}, m.args...))
 			s.Close()
@@ -425,15 +464,16 @@ func TestCrashDuringRecovery(t *testing.T) {
 		{mutation("overwrite"), "publish:1", true},
 		{mutation("overwrite"), "free-lazy:1", true},
 		{mutation("overwrite-merge"), "freed:1", true},
-		// A batch whose second take and second push each change a link the
-		// phase logged already (one record for both changes).
+		// A batch whose second pop and second push each change the stack's
+		// head, which the phase logged already (one record for both).
 		{mutation("batch-same-size"), "take-lazy:2", false},
 		{mutation("batch-same-size"), "free-lazy:2", true},
-		// A compaction's move, killed before its commit and while its
-		// frees merge; then the put's own transaction after compacting.
+		// A compaction's drain of the lazy blocks and its move, killed
+		// before their commits and while the move's frees merge; then the
+		// put's own transaction after compacting.
 		{mutation("compact-put"), "move:1", false},
 		{mutation("compact-put"), "merge-prev:1", false},
-		{mutation("compact-put"), "settle:1", false},
+		{mutation("compact-put"), "drain:1", false},
 		{mutation("compact-put"), "last publish", true},
 		// Growth, killed between extending the object and publishing the
 		// size, and in the publication's transaction; an index migration
@@ -457,9 +497,7 @@ func TestCrashDuringRecovery(t *testing.T) {
 			store.Remove(name)
 		}
 		t.Run(m.name+"/"+first, func(t *testing.T) {
-			if m.eager {
-				t.Setenv("SHMKV_EAGER_FREE", "1")
-			}
+			m.setEnv(t)
 			kill := func(name string) {
 				c := spawn(t, "mutate", append([]string{name}, m.args...), "SHMKV_FAULT="+first)
 				if err := c.Wait(t, 10*time.Second); !killed(err) {
