@@ -117,10 +117,12 @@
 // is not told (no SizePrevFree). It never merges until compaction drains
 // the stacks. Alloc.LazyBytes counts lazy bytes (the writer keeps them
 // under HeapSize/32). No tagged free block touches another tagged one
-// (a tagged free merges with tagged neighbours), unless the two together
-// would pass MaxFreeBlock (the largest size Entry.Size holds); lazy ones
-// may touch anything; and the block below Top is never tagged free (it
-// goes back above Top).
+// (a tagged free merges with tagged neighbours), lazy ones may touch
+// anything, and the block below Top is never tagged free (it goes back
+// above Top). A tagged free block of BigFree (4 GiB) or more, past what
+// Entry.Size holds, is big: Size holds its flags only (its size bits are
+// 0), its size is the word at BigSizeOff (24), and its footer is its size
+// with FooterBig (the top bit) set.
 // Alloc.NonEmpty has a bit per class whose list is not empty.
 //
 // Alloc.Cursor is where compaction resumes: a block boundary in

@@ -24,7 +24,8 @@ const (
 	// 7 the fields of growth (MaxSize, InitSize, Grow; store/GROWTH.md): a
 	// version 6 writer would ignore a published size past its own.
 	// Version 8 moved lazy blocks onto stacks of their own (LazyHeads) and
-	// capped free blocks at MaxFreeBlock (a block's size is 32 bits).
+	// added big free blocks (BigSizeOff), whose size passes Entry.Size's
+	// 32 bits.
 	Version uint32 = 8
 )
 
@@ -65,10 +66,13 @@ const (
 	NumExact = 126
 	// ExactClassLimit: blocks below it have a class of their own size.
 	ExactClassLimit = 1024
-	// MaxFreeBlock is the largest free block: the largest multiple of
-	// EntryAlign that Entry.Size holds. Free neighbours whose merge would
-	// be larger stay two blocks.
-	MaxFreeBlock = 1<<32 - EntryAlign
+	// BigFree is the size from which a free block is big: Entry.Size
+	// holds its flags only (its size bits are 0), and its size is the
+	// word at BigSizeOff; its footer is its size | FooterBig. Only tagged
+	// free blocks are ever that large (entries are at most about 1 GiB).
+	BigFree    = 1 << 32
+	BigSizeOff = 24
+	FooterBig  = 1 << 63
 
 	// Offsets inside the header page.
 	ChecksumOff  = 248
@@ -233,12 +237,7 @@ type Alloc struct {
 	LazyBytes atomic.Uint64 // 48
 	// NonEmpty has bit c set when free list c is not empty.
 	NonEmpty [ClassWords]atomic.Uint64 // 56
-	// TopTagged is 1 while the block just below Meta.Top is tagged free:
-	// the last of two (or more) free blocks too large to merge
-	// (MaxFreeBlock), which a free that reached Top could not all give
-	// back. A block allocated at Top then carries SizePrevFree.
-	TopTagged atomic.Uint64 // 96
-	_         [maxClassWords - ClassWords - 1]uint64
+	_        [maxClassWords - ClassWords]uint64
 	// IndexCursor is how many old buckets a migration has moved;
 	// Migrations counts the migrations finished.
 	IndexCursor atomic.Uint64 // 112
@@ -316,7 +315,9 @@ type JournalHeader struct {
 	NumUndo    atomic.Uint32 // 8
 	CommitUndo atomic.Uint32 // 12: NumUndo when State became Committed
 	Owner      atomic.Uint32 // 16: lock identity of the writer
-	_          uint32
+	// Flags: JournalEager, the transaction's frees merge, never lazy
+	// (compaction's), so that a replay frees as the writer did.
+	Flags atomic.Uint32 // 20
 	// PreFree and PreLazy are what the transaction's allocations before
 	// its commit changed Meta.FreeBytes and Alloc.LazyBytes by (two's
 	// complement), stored just before the commit. Apply adds them to the
@@ -327,6 +328,10 @@ type JournalHeader struct {
 	PreLazy atomic.Uint64 // 32
 	_       [JournalHead - 40]byte
 }
+
+// JournalEager is JournalHeader.Flags's bit for a transaction whose
+// frees all merge.
+const JournalEager uint32 = 1
 
 // Intent kinds.
 const (
@@ -459,8 +464,6 @@ const (
 	_ = unsafe.Offsetof(Header{}.Grow) - GrowOff
 	_ = uintptr(CacheLine) - unsafe.Sizeof(Grow{})
 	_ = unsafe.Sizeof(Grow{}) - CacheLine
-	_ = uintptr(TopTaggedOff) - (AllocOff + unsafe.Offsetof(Alloc{}.TopTagged))
-	_ = (AllocOff + unsafe.Offsetof(Alloc{}.TopTagged)) - uintptr(TopTaggedOff)
 	_ = uintptr(LazyHeadsOff) - unsafe.Offsetof(Header{}.LazyHeads)
 	_ = unsafe.Offsetof(Header{}.LazyHeads) - LazyHeadsOff
 	_ = uintptr(LazyHeadsOff+NumExact*8) - unsafe.Offsetof(Header{}.Clean)
@@ -521,7 +524,6 @@ const (
 	CursorOff      = AllocOff + 8
 	LazyBytesOff   = AllocOff + 48
 	NonEmptyOff    = AllocOff + 56
-	TopTaggedOff   = AllocOff + 96
 	GrowSizeOff    = GrowOff + 0
 	GrowthsOff     = GrowOff + 8
 	IndexGenOff    = GrowOff + 16

@@ -45,10 +45,9 @@ func TestClasses(t *testing.T) {
 		}
 		prev = lo
 	}
-	// Every block has a class of its own size range, and the last class
-	// begins below the largest block.
-	if c := ClassOf(MaxFreeBlock); c != NumClasses-1 || ClassMin(c) > MaxFreeBlock {
-		t.Fatalf("ClassOf(MaxFreeBlock) = %d, want the last class %d", c, NumClasses-1)
+	// Big free blocks are in the last class, which begins below them.
+	if c := ClassOf(BigFree); c != NumClasses-1 || ClassMin(c) >= BigFree {
+		t.Fatalf("ClassOf(BigFree) = %d, want the last class %d", c, NumClasses-1)
 	}
 	if ClassOf(ExactClassLimit-EntryAlign) != NumExact-1 {
 		t.Fatalf("the largest exact size is in class %d, want %d", ClassOf(ExactClassLimit-EntryAlign), NumExact-1)

@@ -19,10 +19,11 @@ package store
 // side (boundary tags: a tagged free block repeats its size in its last 8
 // bytes, and the block after it carries SizePrevFree), and a block that
 // ends at Top goes back to the wilderness. INVARIANT: no two tagged free
-// blocks touch, unless together they would pass MaxFreeBlock, and the
-// block just below Top is never tagged free. So any free space that could
-// hold a request sits in one block, unless live or lazy blocks lie
-// between, which only compaction moves or merges.
+// blocks touch, and the block just below Top is never tagged free. So any
+// free space that could hold a request sits in one block, unless live or
+// lazy blocks lie between, which only compaction moves or merges. A free
+// block may pass the 4 GiB that Entry.Size holds: it is then big
+// (layout.BigFree), its size in the word at 24 and its footer marked.
 //
 // Lazy blocks are the one exception, and the common case of churn: a
 // block freed by an overwrite whose new block has its size (and is of an
@@ -87,6 +88,13 @@ func (s *Store) blockAt(off, end uint64) (block, error) {
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	raw := e.Size
 	sz := uint64(raw &^ layout.SizeFlags)
+	if sz == 0 && raw&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree && end-off >= layout.EntrySize {
+		// A big free block: its size is at BigSizeOff.
+		sz = s.word(off + layout.BigSizeOff).Load()
+		if sz < layout.EntrySize || sz%layout.EntryAlign != 0 {
+			sz = 0
+		}
+	}
 	if sz < layout.EntryAlign || sz > end-off || (sz < layout.EntrySize && raw&layout.SizeFree == 0) {
 		return block{}, fmt.Errorf("%w: block at %#x has size %d", ErrCorrupt, off, sz)
 	}
@@ -115,20 +123,23 @@ func (s *Store) listedBlockAt(off uint64) (block, error) {
 			return block{off: off, e: e, size: sz, flags: raw & layout.SizeFlags}, nil
 		}
 	}
-	return block{}, s.listedBlockError(off)
+	return s.listedBlockError(off)
 }
 
-// listedBlockError says why listedBlockAt refused the block at off.
-func (s *Store) listedBlockError(off uint64) error {
+// listedBlockError says why listedBlockAt refused the block at off, or
+// returns it if it is a big free block, which listedBlockAt leaves to it.
+func (s *Store) listedBlockError(off uint64) (block, error) {
 	b, err := s.freeBlockAt(off)
 	switch {
 	case err != nil:
+	case b.flags&layout.SizeLazy == 0 && uint64(b.e.Size&^layout.SizeFlags) == 0:
+		return b, nil // big
 	case b.flags&layout.SizeLazy != 0:
 		err = fmt.Errorf("%w: a free list names lazy block %#x", ErrCorrupt, off)
 	default:
 		err = fmt.Errorf("%w: a free list names fragment %#x of %d bytes", ErrCorrupt, off, b.size)
 	}
-	return err
+	return block{}, err
 }
 
 // lazyBlockAt reads the header of the block at off, named by the lazy
@@ -136,10 +147,11 @@ func (s *Store) listedBlockError(off uint64) error {
 // block of that size.
 func (s *Store) lazyBlockAt(off, size uint64, c int) (block, error) {
 	g := &s.geo
-	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < g.Size && g.Size-off >= size {
+	top := s.hdr.Meta.Top.Load()
+	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < top && top <= g.Size && top-off >= size {
 		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 		raw := e.Size
-		if raw&^layout.SizePrevFree == uint32(size)|layout.SizeFree|layout.SizeLazy {
+		if raw&^layout.SizePrevFree == uint32(size)|layout.SizeFree|layout.SizeLazy && e.Seq.Load()&1 != 0 {
 			return block{off: off, e: e, size: size, flags: raw & layout.SizeFlags}, nil
 		}
 	}
@@ -149,17 +161,48 @@ func (s *Store) lazyBlockAt(off, size uint64, c int) (block, error) {
 // lazyBlockError says why lazyBlockAt refused the block at off.
 func (s *Store) lazyBlockError(off uint64, c int) error {
 	b, err := s.freeBlockAt(off)
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("lazy stack %d: %w", c, err)
+	case off+b.size > s.hdr.Meta.Top.Load():
+		return fmt.Errorf("%w: lazy stack %d names block %#x, past the heap top", ErrCorrupt, c, off)
+	case b.e.Seq.Load()&1 == 0:
+		return fmt.Errorf("%w: lazy stack %d names block %#x, whose Seq is even", ErrCorrupt, c, off)
 	}
 	return fmt.Errorf("%w: lazy stack %d (blocks of %d bytes) names block %#x of %d bytes, flags %#x", ErrCorrupt, c, layout.ClassMin(c), off, b.size, b.flags)
 }
 
+// big reports whether a tagged free block of size bytes is big: its size
+// in the word at BigSizeOff, Entry.Size holding its flags only, its footer
+// marked FooterBig (layout.BigFree; lower in the crash tests: bigFree).
+func (s *Store) big(size uint64) bool { return size >= s.bigFree }
+
+// sizeField is the size bits of Entry.Size for a tagged free block of size
+// bytes: 0 for a big one.
+func (s *Store) sizeField(size uint64) uint32 {
+	if s.big(size) {
+		return 0
+	}
+	return uint32(size)
+}
+
+// footerWord is the footer of a tagged free block of size bytes.
+func (s *Store) footerWord(size uint64) uint64 {
+	if s.big(size) {
+		return size | layout.FooterBig
+	}
+	return size
+}
+
 // footerSize decodes the word just before a block whose predecessor is
-// free: that predecessor's footer, its size; or, for a fragment of 8 bytes,
-// which has no room for a footer, its header (Seq, then Size and flags),
-// whose high half is never 0 while a footer's always is.
+// free: that predecessor's footer, its size (marked FooterBig for a big
+// block); or, for a fragment of 8 bytes, which has no room for a footer,
+// its header (Seq, then Size and flags), whose high half is never 0 while
+// an unmarked footer's always is, and whose top bit never is set.
 func footerSize(w uint64) uint64 {
+	if w&layout.FooterBig != 0 {
+		return w &^ layout.FooterBig // a big block's
+	}
 	if hi := w >> 32; hi != 0 {
 		return hi &^ uint64(layout.SizeFlags)
 	}
@@ -251,13 +294,9 @@ func (t *txn) bump(size, reserve uint64) (uint64, error) {
 	t.set(layout.TopOff, top+size)
 	faultPoint("bump")
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(top))
+	// No flags: the block below Top is never tagged free.
 	storeHalf(&e.Seq, s.nextSeq(true))
-	// The block below Top is tagged free only when TopTagged says so.
 	e.Size = uint32(size)
-	if s.hdr.Alloc.TopTagged.Load() != 0 {
-		e.Size |= layout.SizePrevFree
-		t.set(layout.TopTaggedOff, 0)
-	}
 	return top, nil
 }
 
@@ -288,22 +327,30 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 	if err := t.unlink(b); err != nil {
 		return 0, err
 	}
-	// The new block keeps b's SizePrevFree: b may follow a tagged free
-	// block too large to merge with, which stays free.
+	// The new block keeps b's flags but SizeFree (SizePrevFree is clear:
+	// no tagged free block touches b).
 	keep := b.flags & layout.SizePrevFree
 	// The caller overwrites the block's header, links and, unless it
-	// splits, its footer: log them so a rollback puts the block back whole.
+	// splits, its footer: log them so a rollback puts the block back whole;
+	// and a big block's size.
 	t.log(b.off, layout.UndoSeq)
 	t.log(b.off+8, layout.UndoPlain)
 	t.log(b.off+16, layout.UndoPlain)
+	if s.big(b.size) {
+		t.log(b.off+layout.BigSizeOff, layout.UndoPlain)
+	}
 	if rest := b.size - size; rest >= layout.EntrySize {
 		// b's Seq is odd already.
 		b.e.Size = uint32(size) | keep
 		r := b.off + size
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
-		// The remainder's header and links lie inside b: no log (see top).
+		// The remainder's header, links and big size lie inside b: no log
+		// (see top).
 		storeHalf(&re.Seq, s.nextSeq(true))
-		re.Size = uint32(rest) | layout.SizeFree
+		re.Size = s.sizeField(rest) | layout.SizeFree
+		if s.big(rest) {
+			storeWord(s.word(r+layout.BigSizeOff), rest)
+		}
 		if err := t.push(r, rest, true); err != nil {
 			return 0, err
 		}
@@ -346,14 +393,14 @@ func (t *txn) popLazy(c int, size uint64) (uint64, error) {
 	s := t.s
 	// lazyBlockAt's checks, written out: every same-size overwrite is here.
 	g := &s.geo
-	off := s.hdr.LazyHeads[c].Load()
-	if off < g.HeapOff || off%layout.EntryAlign != 0 || off >= g.Size || g.Size-off < size {
+	off, top := s.hdr.LazyHeads[c].Load(), s.hdr.Meta.Top.Load()
+	if off < g.HeapOff || off%layout.EntryAlign != 0 || off >= top || top > g.Size || top-off < size {
 		_, err := s.lazyBlockAt(off, size, c)
 		return 0, err
 	}
 	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
 	raw := e.Size
-	if raw&^layout.SizePrevFree != uint32(size)|layout.SizeFree|layout.SizeLazy {
+	if raw&^layout.SizePrevFree != uint32(size)|layout.SizeFree|layout.SizeLazy || e.Seq.Load()&1 == 0 {
 		_, err := s.lazyBlockAt(off, size, c)
 		return 0, err
 	}
@@ -372,8 +419,8 @@ func (t *txn) popLazy(c int, size uint64) (uint64, error) {
 	return off, nil
 }
 
-// setPrevFree sets or clears SizePrevFree on the block at off, or, if off
-// is Top (the wilderness has no header), TopTagged.
+// setPrevFree sets or clears SizePrevFree on the block at off, unless off
+// is Top (the wilderness has no header).
 func (t *txn) setPrevFree(off uint64, on bool) error {
 	s := t.s
 	top, err := s.top()
@@ -381,7 +428,6 @@ func (t *txn) setPrevFree(off uint64, on bool) error {
 		return err
 	}
 	if off == top {
-		t.setTopTagged(on)
 		return nil
 	}
 	n, err := s.blockAt(off, top)
@@ -394,7 +440,11 @@ func (t *txn) setPrevFree(off uint64, on bool) error {
 	}
 	if f != n.flags {
 		t.log(off, layout.UndoSeq)
-		n.e.Size = uint32(n.size) | f
+		sz := uint32(n.size)
+		if n.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
+			sz = s.sizeField(n.size)
+		}
+		n.e.Size = sz | f
 	}
 	return nil
 }
@@ -478,7 +528,7 @@ func (t *txn) push(off, size uint64, inside bool) error {
 		t.set(off+8, head)
 		t.set(off+16, 0)
 	}
-	t.set(off+size-8, size)
+	t.set(off+size-8, s.footerWord(size))
 	if head != 0 {
 		t.set(head+16, off)
 	} else {
@@ -487,17 +537,6 @@ func (t *txn) push(off, size uint64, inside bool) error {
 	t.set(layout.FreeListOff(c), off)
 	t.freeDelta += int64(size)
 	return nil
-}
-
-// setTopTagged records whether the block below Top is tagged free.
-func (t *txn) setTopTagged(on bool) {
-	v := uint64(0)
-	if on {
-		v = 1
-	}
-	if t.s.hdr.Alloc.TopTagged.Load() != v {
-		t.set(layout.TopTaggedOff, v)
-	}
 }
 
 // setClass records whether class c's list is empty.
@@ -562,37 +601,11 @@ func (t *txn) lazyOK(size uint64) bool {
 // has them (its Seq odd, on no list or stack), one tagged free block with
 // its tagged free neighbours: the one before it, if SizePrevFree says so,
 // and the one after it; or gives it back to the wilderness when it reaches
-// Top. A neighbour whose merge would pass MaxFreeBlock stays a block of
-// its own, unless the merge reaches Top. It returns where the merged
-// block starts (the new Top, in the second case).
+// Top. It returns where the merged block starts (the new Top, in the
+// second case).
 func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, error) {
 	s := t.s
 	start, end := off, off+size
-	// The block after: a tagged free one merges; any other learns that
-	// its predecessor is tagged free (below, once that is settled).
-	var next block
-	if end != top {
-		n, err := s.blockAt(end, top)
-		if err != nil {
-			return 0, err
-		}
-		next = n
-		if n.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree &&
-			(end+n.size == top || end+n.size-start <= s.maxFree) {
-			// n's header and links become bytes inside the merged block,
-			// which later allocations write unlogged: a snapshot in
-			// progress needs them as they were (snapshot.go).
-			s.cow(n.off, 24)
-			if err := t.unlinkAny(n); err != nil {
-				return 0, err
-			}
-			end += n.size
-			next = block{}
-			faultPoint("merge-next")
-		}
-	}
-	keep := uint32(0) // SizePrevFree, for a block that could not merge back
-	pflags := uint32(0)
 	if flags&layout.SizePrevFree != 0 {
 		fs := footerSize(s.word(off - 8).Load()) // the block before: its size
 		if fs < layout.EntryAlign || fs%layout.EntryAlign != 0 || fs > off-s.geo.HeapOff {
@@ -605,34 +618,47 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 		if p.size != fs || p.flags&layout.SizeLazy != 0 {
 			return 0, fmt.Errorf("%w: free block %#x (size %d, flags %#x) is not the tagged block of %d bytes its footer says", ErrCorrupt, p.off, p.size, p.flags, fs)
 		}
-		if end == top || end-p.off <= s.maxFree {
-			if err := t.unlinkAny(p); err != nil {
+		if err := t.unlinkAny(p); err != nil {
+			return 0, err
+		}
+		t.log(p.off, layout.UndoSeq)
+		start = p.off
+		faultPoint("merge-prev")
+	}
+	if end != top {
+		n, err := s.blockAt(end, top)
+		if err != nil {
+			return 0, err
+		}
+		if n.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
+			// n's header, links and big size become bytes inside the
+			// merged block, which later allocations write unlogged: a
+			// snapshot in progress needs them as they were (snapshot.go).
+			s.cow(n.off, layout.BigSizeOff+8)
+			if err := t.unlinkAny(n); err != nil {
 				return 0, err
 			}
-			t.log(p.off, layout.UndoSeq)
-			start, pflags = p.off, p.flags
-			faultPoint("merge-prev")
-		} else {
-			keep = layout.SizePrevFree
+			end += n.size
+			faultPoint("merge-next")
+		} else if err := t.setPrevFree(end, true); err != nil {
+			// (a live block, or a lazy one, which merges only when
+			// compaction drains it)
+			return 0, err
 		}
 	}
 	if end == top {
 		t.set(layout.TopOff, start)
-		// The block before start is tagged free only if it was too large
-		// to merge with the one start now names (p, merged in above, was
-		// not: a merge that reaches Top has no limit).
-		t.setTopTagged(pflags&layout.SizePrevFree != 0)
 		t.fixCursor(start, s.geo.Size)
 		faultPoint("merge-top")
 		return start, nil
 	}
-	if next.e != nil {
-		if err := t.setPrevFree(end, true); err != nil {
-			return 0, err
-		}
+	// start's predecessor is not tagged free: it would have merged.
+	n := end - start
+	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = s.sizeField(n) | layout.SizeFree
+	if s.big(n) {
+		t.set(start+layout.BigSizeOff, n)
 	}
-	offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(start)).Size = uint32(end-start) | layout.SizeFree | keep
-	if n := end - start; n < layout.EntrySize {
+	if n < layout.EntrySize {
 		// A fragment with no tagged free neighbour: on no list.
 		if n > layout.EntryAlign {
 			t.set(end-8, n)
@@ -653,7 +679,7 @@ func (t *txn) coalesce(off, size uint64, flags uint32, top uint64) (uint64, erro
 // remain. REQUIRES: the writer lock, the journal idle.
 func (s *Store) drainLazy() (more bool, err error) {
 	t := s.begin()
-	t.eager = true
+	t.mergeAll()
 	n := 0
 	for c := 0; c < layout.NumExact; c++ {
 		for s.hdr.LazyHeads[c].Load() != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -11,21 +12,19 @@ import (
 	"github.com/shmkv/shmkv/layout"
 )
 
-// TestFreeSpacePastFourGiB: a block's size is 32 bits, so free neighbours
-// whose merge would pass layout.MaxFreeBlock stay two blocks. Before
-// version 8 the merge went ahead and cut the size's top bits off: the
-// delete that freed the fifth GiB between two live entries returned nil,
-// the heap could no longer be walked, and the next delete failed after
-// its commit, leaving every later write failing too.
+// TestFreeSpacePastFourGiB: Entry.Size has 32 bits, and merges had no
+// limit. Before version 8 the delete that freed the fifth GiB between two
+// live entries cut the merged block's size to its low 32 bits and
+// returned nil; the heap could no longer be walked, and the next delete
+// failed after its commit, leaving every later write failing too. Now a
+// free block from 4 GiB on is big: its size is a word of its own
+// (layout.BigFree).
 //
-// Five values of 1 GiB lie between two small live entries. Freeing the
-// last four, in order, merges them (the one before each time), and the
-// last of those merges would reach 4 GiB: it must stop short. Freeing the
-// first then meets a free block after it too large to merge with. Every
-// key reads back, Check passes throughout, and puts and a compaction work
-// on the heap that results; compaction's move of "hi" frees the block
-// below Top, which goes back to the never-used space with the free block
-// before it, leaving a tagged free block below Top (Alloc.TopTagged).
+// Five values of 1 GiB lie between two small live entries. Freeing them
+// (the last four in order, each merging with the one before, then the
+// first, merging with the 4 GiB after it) makes one free block of 5 GiB.
+// Every key reads back, Check passes throughout, values taken from the
+// big block split it, and a compaction works on the heap that results.
 func TestFreeSpacePastFourGiB(t *testing.T) {
 	const val = 1 << 30 // MaxValueSize
 	const size = 6<<30 + 64<<20
@@ -92,78 +91,92 @@ func TestFreeSpacePastFourGiB(t *testing.T) {
 	}
 	del("x1")
 	check("after deleting x1", "lo", "hi")
-	if lf := s.Stats().LargestFree; lf > layout.MaxFreeBlock || lf < 3<<30 {
-		t.Fatalf("largest free block %d bytes, want at most %d and at least 3 GiB", lf, uint64(layout.MaxFreeBlock))
+	st := s.Stats()
+	if st.LargestFree < 5<<30 || st.LargestFree > 5<<30+1<<20 {
+		t.Fatalf("largest free block %d bytes, want all five values' blocks: just over 5 GiB", st.LargestFree)
 	}
-	// The room is still there: a 1 GiB value takes a block of its size,
-	// the next splits the 3 GiB one.
+	// A 1 GiB value splits the big block, and what is left is still big;
+	// its deletion merges back.
 	put("y1")
 	put("y2")
 	check("after refilling", "lo", "y1", "y2", "hi")
 	del("y1")
 	del("y2")
+	check("after deleting y1 and y2", "lo", "hi")
 	if _, err := s.Compact(context.Background()); err != nil {
 		t.Fatalf("Compact: %v", err)
 	}
 	check("after compacting", "lo", "hi")
 }
 
-// TestTopTagged plays TestFreeSpacePastFourGiB's merges in small, with
-// the largest free block lowered to 256 bytes: two free blocks of 224
-// bytes below the block under Top stay apart, and freeing that block gives
-// back only the second, leaving the first tagged free below Top. A block
-// placed at Top then follows a tagged free block, and freeing it gives
-// back both; a block that takes the tagged one whole clears TopTagged too;
-// compaction passes over the tagged block. Check holds TopTagged to the
-// heap at every step.
-func TestTopTagged(t *testing.T) {
+// TestBigFreeBlocks runs random puts and deletes of 1 B to 2 KiB values,
+// and a dump, a load and a compaction, with free blocks big from 256
+// bytes (what TestFreeSpacePastFourGiB reaches at 4 GiB): every merge,
+// split and whole take of a big block, and the snapshot's heap walk over
+// them, at a scale a test can repeat. Check holds every free block's form
+// and footer to the threshold after each step.
+func TestBigFreeBlocks(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 8))
 	s := newStore(t, &Options{Size: 1 << 20})
-	s.maxFree = 256
-	v := func(n int) []byte { return bytes.Repeat([]byte{'v'}, n) }
-	step := func(what string, err error, tagged uint64) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
+	s.bigFree = 256
+	model := map[string][]byte{}
+	bigSeen := 0
+	for i := range 3000 {
+		k := fmt.Sprintf("k%d", rng.IntN(200))
+		if _, ok := model[k]; ok && rng.IntN(3) == 0 {
+			if err := s.Delete([]byte(k)); err != nil {
+				t.Fatalf("op %d: Delete(%s): %v", i, k, err)
+			}
+			delete(model, k)
+		} else {
+			v := bytes.Repeat([]byte{byte(i)}, 1+rng.IntN(2048))
+			if err := s.Put([]byte(k), v); err != nil {
+				t.Fatalf("op %d: Put(%s, %d bytes): %v", i, k, len(v), err)
+			}
+			model[k] = v
 		}
-		if err := s.Check(); err != nil {
-			t.Fatalf("Check after %s: %v", what, err)
-		}
-		if got := s.hdr.Alloc.TopTagged.Load(); got != tagged {
-			t.Fatalf("after %s: TopTagged %d, want %d", what, got, tagged)
+		if i%50 == 0 {
+			if err := s.Check(); err != nil {
+				t.Fatalf("op %d: %v", i, err)
+			}
+			top := s.hdr.Meta.Top.Load()
+			for off := s.geo.HeapOff; off < top; {
+				b, err := s.blockAt(off, top)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.flags&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree && b.e.Size&^layout.SizeFlags == 0 {
+					bigSeen++
+				}
+				off += b.size
+			}
 		}
 	}
-	step("put lo", s.Put([]byte("lo"), v(10)), 0)
-	step("put a", s.Put([]byte("a"), v(200)), 0) // 16+1+200 rounded: 224
-	step("put b", s.Put([]byte("b"), v(200)), 0)
-	step("put top", s.Put([]byte("top"), v(10)), 0)
-	step("delete a", s.Delete([]byte("a")), 0)
-	step("delete b", s.Delete([]byte("b")), 0) // 448 bytes: two blocks
-	step("delete top", s.Delete([]byte("top")), 1)
-	top := s.hdr.Meta.Top.Load()
-	// Larger than either free block: placed at Top.
-	step("put big", s.Put([]byte("big"), v(300)), 0)
-	if p, _ := s.find([]byte("big"), hashKey([]byte("big")), nil); p.b.off != top || p.b.flags&layout.SizePrevFree == 0 {
-		t.Fatalf("big at %#x (flags %#x), want at the old Top %#x with SizePrevFree", p.b.off, p.b.flags, top)
+	if bigSeen == 0 {
+		t.Fatal("no big free block was ever seen: the test tests nothing")
 	}
-	step("delete big", s.Delete([]byte("big")), 0) // and a with it
-	// Again; then a value of a's size takes the block below Top whole.
-	step("put a again", s.Put([]byte("a"), v(200)), 0)
-	step("put b again", s.Put([]byte("b"), v(200)), 0)
-	step("put top again", s.Put([]byte("top"), v(10)), 0)
-	step("delete a again", s.Delete([]byte("a")), 0)
-	step("delete b again", s.Delete([]byte("b")), 0)
-	step("delete top again", s.Delete([]byte("top")), 1)
-	step("put c", s.Put([]byte("c"), v(200)), 0)
-	step("delete c", s.Delete([]byte("c")), 0)
-	step("put d", s.Put([]byte("d"), v(200)), 0)
-	step("put e", s.Put([]byte("e"), v(200)), 0)
-	step("put top once more", s.Put([]byte("top"), v(10)), 0)
-	step("delete d", s.Delete([]byte("d")), 0)
-	step("delete e", s.Delete([]byte("e")), 0)
-	step("delete top once more", s.Delete([]byte("top")), 1)
-	_, err := s.Compact(context.Background())
-	step("compact", err, 1)
-	if v, err := s.Get([]byte("lo")); err != nil || len(v) != 10 {
-		t.Fatalf("lo: %d bytes, %v", len(v), err)
+	t.Logf("%d big free blocks seen", bigSeen)
+	var dump bytes.Buffer
+	if err := s.Dump(&dump); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	l := newStore(t, &Options{Size: 1 << 20})
+	if err := l.Load(&dump); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, st := range []*Store{s, l} {
+		if n := st.Len(); n != len(model) {
+			t.Fatalf("%d keys, want %d", n, len(model))
+		}
+		for k, v := range model {
+			if got, err := st.Get([]byte(k)); err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("Get(%s): %d bytes, %v; want %d bytes", k, len(got), err, len(v))
+			}
+		}
 	}
 }

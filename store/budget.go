@@ -23,19 +23,20 @@ import (
 const (
 	// undoAlloc: take unlinks a block (its list's head or its predecessor's
 	// link, the class bit, its successor's link: 3), logs the block's
-	// header and links (3), and either pushes the split-off remainder (its
-	// footer, the old head's link or the class bit, the head: 3) or logs
-	// the footer and clears the next block's SizePrevFree (2). popLazy
-	// writes the stack's head and logs the block's header and link (3);
-	// bump writes Top alone.
-	undoAlloc = 9
+	// header and links (3) and a big block's size (1), and either pushes
+	// the split-off remainder (its footer, the old head's link or the class
+	// bit, the head: 3) or logs the footer and clears the next block's
+	// SizePrevFree (2). popLazy writes the stack's head and logs the
+	// block's header and link (3); bump writes Top alone.
+	undoAlloc = 10
 	// undoFree: the block's Seq (1), then coalesce: a merge with the block
 	// after (unlink 3) or that block's SizePrevFree (1); a merge with the
-	// block before (unlink 3, its header 1); the push (links 2, footer 1,
-	// the old head's link or the class bit 1, the head 1); the cursor (1).
-	// A merge into the wilderness writes Top and the cursor instead of the
-	// last two. A lazy free writes the Seq, the link and the stack's head.
-	undoFree = 1 + 3 + 4 + 5 + 1
+	// block before (unlink 3, its header 1); a big block's size (1); the
+	// push (links 2, footer 1, the old head's link or the class bit 1, the
+	// head 1); the cursor (1). A merge into the wilderness writes Top and
+	// the cursor instead of the last three. A lazy free writes the Seq, the
+	// link and the stack's head.
+	undoFree = 1 + 3 + 4 + 1 + 5 + 1
 	// undoDrain: compaction's merge of a lazy block (drainLazy): popLazy
 	// (3), then coalesce (undoFree less the Seq).
 	undoDrain = 3 + undoFree - 1

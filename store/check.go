@@ -220,8 +220,8 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 		return v.err()
 	}
 	var liveBytes, kvBytes, freeBytes, fragBytes, lazyBytes uint64
-	// prevTagged: the block before is free and not lazy, of prevSize bytes.
-	prevTagged, prevSize := false, uint64(0)
+	// prevTagged: the block before is free and not lazy.
+	prevTagged := false
 	for off := g.HeapOff; off < top; {
 		b, err := s.blockAt(off, top)
 		if err != nil {
@@ -248,10 +248,15 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 				lazyBytes += b.size
 				break // no footer; it may touch other free blocks
 			}
-			if prevTagged && prevSize+b.size <= s.maxFree {
+			if prevTagged {
 				v.add("free block %#x follows a tagged free block: they should have merged", off)
 			}
-			if f := footerSize(s.word(off + b.size - 8).Load()); f != b.size {
+			if big := b.e.Size&^layout.SizeFlags == 0; big != s.big(b.size) {
+				v.add("free block %#x of %d bytes: big form %v, want %v (from %d bytes)", off, b.size, big, !big, s.bigFree)
+			}
+			if w := s.word(off + b.size - 8).Load(); b.size >= layout.EntrySize && w != s.footerWord(b.size) {
+				v.add("free block %#x of %d bytes has footer %#x", off, b.size, w)
+			} else if f := footerSize(w); f != b.size {
 				v.add("free block %#x of %d bytes has footer %d", off, b.size, f)
 			}
 		case b.e.Seq.Load()&1 != 0:
@@ -269,11 +274,11 @@ func (s *Store) checkHeap(v *violations, t *tally) error {
 		if (b.flags&layout.SizePrevFree != 0) != prevTagged {
 			v.add("block %#x: SizePrevFree is %v, the block before is tagged free: %v", off, !prevTagged, prevTagged)
 		}
-		prevTagged, prevSize = isFree && !isLazy, b.size
+		prevTagged = isFree && !isLazy
 		off += b.size
 	}
-	if tt := s.hdr.Alloc.TopTagged.Load(); tt > 1 || (tt == 1) != prevTagged {
-		v.add("Alloc.TopTagged is %d, the block below the heap top is tagged free: %v", tt, prevTagged)
+	if prevTagged {
+		v.add("the block below the heap top is free and tagged: it should have gone back to the never-used space")
 	}
 	if l := s.hdr.Alloc.LazyBytes.Load(); l != lazyBytes {
 		v.add("Alloc.LazyBytes is %d, the heap has %d in lazy free blocks", l, lazyBytes)

@@ -432,7 +432,7 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		pos += b.size
 	}
 	t := s.begin()
-	t.eager = true // what the moves free merges at once
+	t.mergeAll() // what the moves free merges at once
 	// Any error before the commit undoes what the step planned.
 	committing := false
 	defer func() {
@@ -512,11 +512,6 @@ func (s *Store) compactStep(maxBytes uint64) (r stepResult, err error) {
 		if cur, err = s.freeBlockAt(next); err != nil {
 			return r, err
 		}
-	}
-	if t.nIntents == 0 && q >= top {
-		// From the gap to Top, only free blocks too large to merge (see
-		// Alloc.TopTagged): nothing to move, the pass is over.
-		next = top
 	}
 	r.moved, r.entries, r.scan = t.moved, int(t.nIntents), q
 	if r.entries == 0 {

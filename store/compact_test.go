@@ -206,3 +206,61 @@ func TestSmallRemaindersAreNotLost(t *testing.T) {
 		break
 	}
 }
+
+// TestReplayedCompactionMerges: a compaction's frees merge (never lazy),
+// and a replay after a writer died between its commit and its apply must
+// free the same way: the journal says so (JournalEager). The move here
+// leaves a block of the moved entry's size, which an ordinary transaction
+// would free lazily.
+func TestReplayedCompactionMerges(t *testing.T) {
+	s := newStore(t, &Options{Size: 1 << 20})
+	v := bytes.Repeat([]byte("v"), 100)
+	for _, k := range []string{"a", "pin", "gap", "b", "pin2"} {
+		if err := s.Put([]byte(k), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete([]byte("gap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.lockWriter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := s.find([]byte("b"), hashKey([]byte("b")), nil)
+	if err != nil || !pb.found {
+		t.Fatalf("find b: %v", err)
+	}
+	gap, err := s.freeBlockAt(pb.b.off - pb.b.size) // "gap"'s block, the same size
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := s.begin()
+	tx.mergeAll()
+	if err := tx.budget(mutMove, 0); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := tx.take(gap, pb.b.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.move(pb.b, dst); err != nil {
+		t.Fatal(err)
+	}
+	// The commit, without the apply: the writer dies there.
+	tx.flushCounts(true)
+	tx.jh.CommitUndo.Store(tx.nUndo)
+	tx.jh.State.Store(layout.JournalCommitted)
+	if err := s.recoverJournal(); err != nil {
+		t.Fatal(err)
+	}
+	s.unlockWriter()
+	if l := s.hdr.Alloc.LazyBytes.Load(); l != 0 {
+		t.Fatalf("the replayed move freed %d bytes lazily; a compaction's frees merge", l)
+	}
+	if got, err := s.Get([]byte("b")); err != nil || !bytes.Equal(got, v) {
+		t.Fatalf("b after the replay: %q, %v", got, err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

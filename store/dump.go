@@ -221,9 +221,14 @@ func (w *heapWalker) feed(b []byte) error {
 		}
 		if len(w.part) == 0 && len(b) >= layout.EntryHeader {
 			// The common case: the block starts here, its header whole.
-			size, free, err := w.head(b)
+			size, free, need, err := w.head(b)
 			if err != nil {
 				return err
+			}
+			if need > uint64(len(b)) { // a big free block's size is in the next piece
+				w.part = append(w.part[:0], b...)
+				w.off += uint64(len(b))
+				return nil
 			}
 			if free || b[11]&layout.EntryIndex != 0 { // free, or an index table
 				n := min(size, uint64(len(b)))
@@ -242,39 +247,45 @@ func (w *heapWalker) feed(b []byte) error {
 			return nil
 		}
 		// Gathering a block that began in an earlier piece: first its
-		// Seq and Size, then (if live) its whole.
-		need := uint64(8)
+		// header (8 bytes, or 32 for a big free block), then, if live,
+		// its flags and its whole.
+		need, whole := uint64(8), false
 		if len(w.part) >= 8 {
-			size, free, err := w.head(w.part)
-			if err != nil {
+			size, free, hn, err := w.head(w.part)
+			switch {
+			case err != nil:
 				return err
-			}
-			if free || (len(w.part) >= layout.EntryHeader && w.part[11]&layout.EntryIndex != 0) {
+			case hn > uint64(len(w.part)):
+				need = hn
+			case free || (len(w.part) >= layout.EntryHeader && w.part[11]&layout.EntryIndex != 0):
 				w.skip = size - uint64(len(w.part))
 				w.part = w.part[:0]
 				continue
-			}
-			need = size
-			if len(w.part) < layout.EntryHeader {
+			case len(w.part) < layout.EntryHeader:
 				need = layout.EntryHeader // its flags first: an index table is not gathered
+			default:
+				need, whole = size, true
 			}
 		}
 		n := min(need-uint64(len(w.part)), uint64(len(b)))
 		w.part = append(w.part, b[:n]...)
 		b, w.off = b[n:], w.off+n
-		if need == 8 && len(w.part) == 8 {
-			// The header is whole: a free block passes now, even an 8-byte
-			// fragment that ends the heap, after which no byte comes.
-			size, free, err := w.head(w.part)
-			if err != nil {
-				return err
-			}
-			if free {
-				w.skip, w.part = size-8, w.part[:0]
+		if !whole {
+			if uint64(len(w.part)) == need {
+				// The header is whole: a free block passes now, even an
+				// 8-byte fragment that ends the heap, after which no byte
+				// comes.
+				size, free, hn, err := w.head(w.part)
+				if err != nil {
+					return err
+				}
+				if free && hn <= need {
+					w.skip, w.part = size-need, w.part[:0]
+				}
 			}
 			continue
 		}
-		if uint64(len(w.part)) == need && need > layout.EntryHeader {
+		if uint64(len(w.part)) == need {
 			if err := w.entry(w.part); err != nil {
 				return err
 			}
@@ -285,20 +296,32 @@ func (w *heapWalker) feed(b []byte) error {
 }
 
 // head reads a block's size and whether it is free from its first 8
-// bytes, and checks them. For a free block it also counts it.
-func (w *heapWalker) head(b []byte) (size uint64, free bool, err error) {
+// bytes, or 32 for a big free block (layout.BigFree), and checks them. For
+// a free block it also counts it. need is how many of the block's bytes it
+// needs: when b is shorter, it returns only need.
+func (w *heapWalker) head(b []byte) (size uint64, free bool, need uint64, err error) {
 	start := w.off - uint64(len(w.part)) // the block's offset
 	hw := binary.LittleEndian.Uint64(b)
 	size = entrySize(hw)
 	raw := uint32(hw >> 32)
 	free = raw&layout.SizeFree != 0
+	if size == 0 && raw&(layout.SizeFree|layout.SizeLazy) == layout.SizeFree {
+		const n = layout.BigSizeOff + 8
+		if len(b) < n {
+			return 0, true, n, nil
+		}
+		size = binary.LittleEndian.Uint64(b[layout.BigSizeOff:])
+		if size < layout.EntrySize {
+			return 0, false, n, w.bad("big free block of %d bytes", size)
+		}
+	}
 	if size < layout.EntryAlign || size%layout.EntryAlign != 0 || size > w.top-start || (!free && size < layout.EntrySize) {
-		return 0, false, w.bad("size %d", size)
+		return 0, false, 8, w.bad("size %d", size)
 	}
 	if free {
 		w.freeBytes += size
 	}
-	return size, free, nil
+	return size, free, 8, nil
 }
 
 // entry emits the live block b.

@@ -12,5 +12,5 @@ func faultPoint(string) {}
 // eagerFrees is false: frees are lazy when they may be (alloc.go).
 func eagerFrees() bool { return false }
 
-// maxFreeBlock is the largest free block a merge makes.
-func maxFreeBlock() uint64 { return layout.MaxFreeBlock }
+// bigFreeBlock is the size from which a tagged free block is big.
+func bigFreeBlock() uint64 { return layout.BigFree }

@@ -61,14 +61,13 @@ func faultPoint(name string) {
 // lazy, so the crash tests reach the merge steps with small blocks too.
 func eagerFrees() bool { return os.Getenv("SHMKV_EAGER_FREE") == "1" }
 
-// maxFreeBlock: SHMKV_MAX_FREE_BLOCK=n makes n the largest free block a
-// merge makes, so the crash tests reach the merges that limit refuses
-// (and the tagged free block it may leave below Top) with small blocks.
-// Every process sharing the store must see the same value: Check holds
-// the heap to it.
-func maxFreeBlock() uint64 {
-	if n, err := strconv.ParseUint(os.Getenv("SHMKV_MAX_FREE_BLOCK"), 10, 64); err == nil && n%layout.EntryAlign == 0 && n <= layout.MaxFreeBlock {
+// bigFreeBlock: SHMKV_BIG_FREE=n makes tagged free blocks of n bytes and
+// more big (layout.BigFree), so the crash tests reach the writes of a big
+// block's size with small blocks. Every process sharing the store must
+// see the same value: Check holds each free block's form to it.
+func bigFreeBlock() uint64 {
+	if n, err := strconv.ParseUint(os.Getenv("SHMKV_BIG_FREE"), 10, 64); err == nil && n%layout.EntryAlign == 0 && n >= layout.EntrySize && n <= layout.BigFree {
 		return n
 	}
-	return layout.MaxFreeBlock
+	return layout.BigFree
 }

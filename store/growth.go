@@ -69,7 +69,7 @@ func (s *Store) setSize(size uint64) {
 	if eagerFrees() {
 		s.lazyLimit = 0
 	}
-	s.maxFree = maxFreeBlock()
+	s.bigFree = bigFreeBlock()
 }
 
 // refreshSize takes the published size as the writer's, after checking

@@ -133,6 +133,7 @@ func (s *Store) begin() *txn {
 	storeHalf(&jh.NumIntents, 0)
 	storeHalf(&jh.CommitUndo, 0)
 	storeHalf(&jh.Owner, s.ident)
+	storeHalf(&jh.Flags, 0)
 	// INVARIANT: the counts are reset before State leaves Idle, so recovery
 	// never reads a previous transaction's records.
 	storeHalf(&jh.State, layout.JournalPrepare)
@@ -142,6 +143,13 @@ func (s *Store) begin() *txn {
 	s.tx = txn{s: s, jh: jh}
 	s.itBuf, s.itNew = s.itBuf[:0], s.itNew[:0]
 	return &s.tx
+}
+
+// mergeAll makes every free of the transaction merge, never lazy
+// (compaction's), and says so in the journal for a replay.
+func (t *txn) mergeAll() {
+	t.eager = true
+	storeHalf(&t.jh.Flags, layout.JournalEager)
 }
 
 // log records the current value of the word at off before it changes.
@@ -562,7 +570,7 @@ func (s *Store) recoverJournal() error {
 		jh.NumUndo.Store(c)
 		storeHalf(&jh.Owner, s.ident)
 		faultPoint("recover-undone")
-		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni}
+		t := &txn{s: s, jh: jh, nUndo: c, nIntents: ni, eager: jh.Flags.Load()&layout.JournalEager != 0}
 		if err := t.apply(its, nil); err != nil {
 			return err
 		}

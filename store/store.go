@@ -43,10 +43,10 @@ type Store struct {
 	objLen uint64
 	// lazyLimit bounds Alloc.LazyBytes (alloc.go, lazyOK).
 	lazyLimit uint64
-	// maxFree is the largest free block a merge makes: layout.MaxFreeBlock
-	// (smaller in the crash tests, which cannot fill 4 GiB at every fault
-	// point: maxFreeBlock).
-	maxFree uint64
+	// bigFree is the size from which a tagged free block is big:
+	// layout.BigFree (smaller in the crash tests, which cannot fill 4 GiB
+	// at every fault point: bigFreeBlock).
+	bigFree uint64
 	// verify: readers check entry checksums (Options.VerifyReads).
 	verify bool
 	// idx is the index as this process last checked it (index.go, view).

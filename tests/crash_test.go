@@ -55,9 +55,8 @@ type crashMutation struct {
 	// growth: "grow" (the put must grow the region), "index-start" (the
 	// next transaction starts an index migration), "index-step" (one is
 	// under way) or "index-finish" (the last step of the second, whose old
-	// table is a heap block, comes next). "capped" is crashStore's store,
-	// with the filler and a block after it freed, made and run with the
-	// largest free block lowered to 256 bytes (maxFreeBlock).
+	// table is a heap block, comes next). "big" is crashStore's store,
+	// made and run with free blocks big from 256 bytes (bigFreeBlock).
 	setup string
 }
 
@@ -67,8 +66,8 @@ func (m crashMutation) setEnv(t *testing.T) {
 	if m.eager {
 		t.Setenv("SHMKV_EAGER_FREE", "1")
 	}
-	if m.setup == "capped" {
-		t.Setenv("SHMKV_MAX_FREE_BLOCK", "256")
+	if m.setup == "big" {
+		t.Setenv("SHMKV_BIG_FREE", "256")
 	}
 }
 
@@ -94,14 +93,12 @@ var crashMutations = []crashMutation{
 	// The block just below the heap top: freeing it gives it back to the
 	// never-used space.
 	{"delete-top", []string{"del", "top-key"}, "top-key", topValue, "", false, false, false, ""},
-	// With the largest free block lowered to 256 bytes (SHMKV_MAX_FREE_BLOCK):
-	// del-key merges with the free block before it but not with the one
-	// after it, which would pass the limit; top-key, freed after two free
-	// blocks too large to merge (the filler's and chain's), gives back only
-	// the second, leaving the first tagged free below Top
-	// (Alloc.TopTagged).
-	{name: "delete-capped", args: []string{"del", "del-key"}, key: "del-key", old: "v0", setup: "capped"},
-	{name: "delete-top-capped", args: []string{"del", "top-key"}, key: "top-key", old: topValue, setup: "capped"},
+	// With free blocks big from 256 bytes (SHMKV_BIG_FREE; from 4 GiB in
+	// use), whose size is a word of its own: del-key merges with both its
+	// neighbours into a big block; compact-put's moves split big gaps and
+	// its frees merge into big blocks.
+	{name: "delete-big", args: []string{"del", "del-key"}, key: "del-key", old: "v0", setup: "big"},
+	{name: "compact-put-big", args: []string{"put", "c-key", strings.Repeat("c", 9000)}, key: "c-key", newValue: strings.Repeat("c", 9000), setup: "big"},
 	{"cas", []string{"cas", "cas-key", "swapped", "v0"}, "cas-key", "v0", "swapped", false, false, false, ""},
 	{"batch", []string{"batch", "b-key", "batched"}, "b-key", "", "batched", true, false, false, ""},
 	// Two overwrites in one batch by values of their own size: the new
@@ -134,9 +131,8 @@ const crashSize, crashEntries = 1 << 20, 600
 
 // topValue is top-key's: larger than any free block crashStore leaves
 // (the largest, with eager frees, is cgap1's merged with lz's, 6,144
-// bytes), so that top-key is placed at the heap top; chainValue, of the
-// same kind, is the block the "capped" setup places before it.
-var topValue, chainValue = strings.Repeat("t", 6500), strings.Repeat("c", 6600)
+// bytes), so that top-key is placed at the heap top.
+var topValue = strings.Repeat("t", 6500)
 
 // Values that make 120-byte blocks for keys "lz" and "lz-new".
 const lzLen, lzNewLen = 120 - layout.EntryHeader - 2, 120 - layout.EntryHeader - 6
@@ -170,7 +166,7 @@ func crowd(t *testing.T, s *store.Store, key string) {
 // leaves the never-used space 8 KiB above its reserve; and top-key, the
 // block just below the heap top (its value is larger than any free block).
 func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
-	if m.setup != "" && m.setup != "capped" {
+	if m.setup != "" && m.setup != "big" {
 		return growthCrashStore(t, m)
 	}
 	name := storeName(t)
@@ -241,19 +237,8 @@ func crashStore(t *testing.T, m crashMutation) (string, *store.Store) {
 	st := s.Stats()
 	reserve := st.HeapSize / 10
 	after := layout.BlockSize(7, uint64(len(topValue))) // top-key's block
-	if m.setup == "capped" {
-		after += layout.BlockSize(5, uint64(len(chainValue)))
-	}
 	put("filler", strings.Repeat("f", int(st.TailBytes-reserve-8192-64-int64(after))))
-	if m.setup == "capped" {
-		put("chain", chainValue)
-	}
 	put("top-key", topValue)
-	if m.setup == "capped" {
-		// Two free blocks, too large to merge; top-key after them.
-		del("filler")
-		del("chain")
-	}
 	if tail := s.Stats().TailBytes; tail < reserve+8192 || tail > reserve+8192+64 {
 		t.Fatalf("setup: never-used space is %d bytes, want %d above the reserve %d", tail, 8192, reserve)
 	}
