@@ -146,16 +146,37 @@ func (s *Store) listedBlockError(off uint64) (block, error) {
 // stack of class c, whose blocks are of size bytes: it must be a lazy
 // block of that size.
 func (s *Store) lazyBlockAt(off, size uint64, c int) (block, error) {
-	g := &s.geo
-	top := s.hdr.Meta.Top.Load()
-	if off >= g.HeapOff && off%layout.EntryAlign == 0 && off < top && top <= g.Size && top-off >= size {
-		e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-		raw := e.Size
-		if raw&^layout.SizePrevFree == uint32(size)|layout.SizeFree|layout.SizeLazy && e.Seq.Load()&1 != 0 {
-			return block{off: off, e: e, size: size, flags: raw & layout.SizeFlags}, nil
-		}
+	if e, flags, ok := s.lazyHeader(off, size); ok {
+		return block{off: off, e: e, size: size, flags: flags}, nil
 	}
 	return block{}, s.lazyBlockError(off, c)
+}
+
+// lazyHeader is lazyBlockAt's check, without the error or the block, for
+// popLazy (every same-size overwrite): the block at off is lazy, of size
+// bytes, below Top, with an odd Seq. It returns the block's header and
+// flags.
+func (s *Store) lazyHeader(off, size uint64) (*layout.Entry, uint32, bool) {
+	g := &s.geo
+	top := s.hdr.Meta.Top.Load()
+	if off < g.HeapOff || off%layout.EntryAlign != 0 || off >= top || top > g.Size || top-off < size {
+		return nil, 0, false
+	}
+	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
+	raw := e.Size
+	if raw&^layout.SizePrevFree != uint32(size)|layout.SizeFree|layout.SizeLazy || e.Seq.Load()&1 == 0 {
+		return nil, 0, false
+	}
+	return e, raw & layout.SizeFlags, true
+}
+
+// lazyHead is the head of the lazy stack that serves a request of size
+// bytes in class c, or 0: only exact classes have one.
+func (s *Store) lazyHead(size uint64, c int) uint64 {
+	if size >= layout.ExactClassLimit {
+		return 0
+	}
+	return s.hdr.LazyHeads[c].Load()
 }
 
 // lazyBlockError says why lazyBlockAt refused the block at off.
@@ -251,7 +272,7 @@ func (t *txn) alloc(size uint64) (uint64, error) { return t.allocWith(size, t.s.
 func (t *txn) allocWith(size, reserve uint64) (uint64, error) {
 	s := t.s
 	c := layout.ClassOf(size)
-	if size < layout.ExactClassLimit && s.hdr.LazyHeads[c].Load() != 0 {
+	if s.lazyHead(size, c) != 0 {
 		return t.popLazy(c, size)
 	}
 	off := s.hdr.FreeLists[c].Load()
@@ -327,9 +348,10 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 	if err := t.unlink(b); err != nil {
 		return 0, err
 	}
-	// The new block keeps b's flags but SizeFree (SizePrevFree is clear:
-	// no tagged free block touches b).
-	keep := b.flags & layout.SizePrevFree
+	// The new block has no flags: SizePrevFree is clear on a tagged free
+	// block (no tagged free block touches it, and a lazy one does not set
+	// it).
+	//
 	// The caller overwrites the block's header, links and, unless it
 	// splits, its footer: log them so a rollback puts the block back whole;
 	// and a big block's size.
@@ -341,7 +363,7 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 	}
 	if rest := b.size - size; rest >= layout.EntrySize {
 		// b's Seq is odd already.
-		b.e.Size = uint32(size) | keep
+		b.e.Size = uint32(size)
 		r := b.off + size
 		re := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(r))
 		// The remainder's header, links and big size lie inside b: no log
@@ -362,7 +384,7 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		// as slack would lose it for as long as the entry lives; it stays
 		// a free fragment instead, on no list, which merges with its
 		// neighbours when they are freed, and which compaction absorbs.
-		b.e.Size = uint32(size) | keep
+		b.e.Size = uint32(size)
 		r := b.off + size
 		if rest == layout.EntryAlign {
 			t.log(r, layout.UndoPlain) // b's footer: now the fragment's header
@@ -378,7 +400,7 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 		faultPoint("fragment")
 		return b.off, nil
 	}
-	b.e.Size = uint32(b.size) | keep
+	b.e.Size = uint32(b.size)
 	t.log(b.off+b.size-8, layout.UndoPlain) // the footer: value bytes from now on
 	if err := t.setPrevFree(b.off+b.size, false); err != nil {
 		return 0, err
@@ -391,18 +413,10 @@ func (t *txn) take(b block, size uint64) (uint64, error) {
 // blocks are of size bytes, whole.
 func (t *txn) popLazy(c int, size uint64) (uint64, error) {
 	s := t.s
-	// lazyBlockAt's checks, written out: every same-size overwrite is here.
-	g := &s.geo
-	off, top := s.hdr.LazyHeads[c].Load(), s.hdr.Meta.Top.Load()
-	if off < g.HeapOff || off%layout.EntryAlign != 0 || off >= top || top > g.Size || top-off < size {
-		_, err := s.lazyBlockAt(off, size, c)
-		return 0, err
-	}
-	e := offsetptr.MustAt[layout.Entry](s.r, offsetptr.Offset(off))
-	raw := e.Size
-	if raw&^layout.SizePrevFree != uint32(size)|layout.SizeFree|layout.SizeLazy || e.Seq.Load()&1 == 0 {
-		_, err := s.lazyBlockAt(off, size, c)
-		return 0, err
+	off := s.hdr.LazyHeads[c].Load()
+	e, flags, ok := s.lazyHeader(off, size)
+	if !ok {
+		return 0, s.lazyBlockError(off, c)
 	}
 	// Its header and link become the entry's: log them, so a rollback
 	// puts it back on the stack whole. The link is checked when it is
@@ -412,7 +426,7 @@ func (t *txn) popLazy(c int, size uint64) (uint64, error) {
 	t.log(off+8, layout.UndoPlain)
 	// Its Seq is odd already; it keeps SizePrevFree (it may follow a
 	// tagged free block, which stays free).
-	e.Size = uint32(size) | raw&layout.SizePrevFree
+	e.Size = uint32(size) | flags&layout.SizePrevFree
 	t.freeDelta -= int64(size)
 	t.lazyDelta -= int64(size)
 	faultPoint("take-lazy")

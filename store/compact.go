@@ -292,7 +292,7 @@ func (s *Store) fullError(size uint64) error {
 // reserve for an entry of entry bytes.
 func (s *Store) roomFor(size, entry uint64) bool {
 	c := layout.ClassOf(size)
-	if size < layout.ExactClassLimit && s.hdr.LazyHeads[c].Load() != 0 {
+	if s.lazyHead(size, c) != 0 {
 		return true
 	}
 	off := s.hdr.FreeLists[c].Load()

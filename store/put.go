@@ -401,14 +401,19 @@ func (t *txn) delHashed(key []byte, h uint64, old []byte) error {
 }
 
 // prefetchBlock asks for the cache lines of the block alloc will most
-// likely hand out for size bytes, the head of its class's list, so that
-// they arrive while find waits for the index and the old entry. Without
+// likely hand out for size bytes, the head of its lazy stack or else of its
+// class's list, so that they arrive while find waits for the index and the
+// old entry. Without
 // it a lone put waited for them at its end: releasing the writer lock is
 // a fence, which waits for every store still missing the cache. A guess:
 // a head that is not taken, or not a block at all, costs only the lines
 // fetched (prefetch never faults).
 func (s *Store) prefetchBlock(size uint64) {
-	off := s.hdr.FreeLists[layout.ClassOf(size)].Load()
+	c := layout.ClassOf(size)
+	off := s.lazyHead(size, c)
+	if off == 0 {
+		off = s.hdr.FreeLists[c].Load()
+	}
 	if off == 0 || off >= s.geo.Size || size > maxPrefetch {
 		return
 	}
